@@ -1,0 +1,1 @@
+//! The demo FHIR server behind fhirwall's gateway example.

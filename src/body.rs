@@ -1,0 +1,99 @@
+//! The body type fhirwall's layers hand on: either the body they were given, or one they built
+//! (a refusal, a buffered request body, a filtered response).
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A boxed error, as tower and axum use.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pin_project! {
+    /// A body that is either the wrapped service's own body or one fhirwall built in full.
+    ///
+    /// Layers return `Response<FhirBody<B>>` so that a refusal (an `OperationOutcome`) and the
+    /// inner service's response have one type without boxing; errors of the inner body are
+    /// boxed.
+    #[derive(Debug)]
+    pub struct FhirBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Full { #[pin] body: Full<Bytes> },
+    }
+}
+
+impl<B> FhirBody<B> {
+    /// Wraps the inner service's body unchanged.
+    pub fn inner(body: B) -> Self {
+        FhirBody {
+            kind: Kind::Inner { body },
+        }
+    }
+
+    /// A body of these bytes.
+    pub fn full(bytes: Bytes) -> Self {
+        FhirBody {
+            kind: Kind::Full {
+                body: Full::new(bytes),
+            },
+        }
+    }
+
+    pub(crate) fn from_full(body: Full<Bytes>) -> Self {
+        FhirBody {
+            kind: Kind::Full { body },
+        }
+    }
+}
+
+impl<B> Body for FhirBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
+            KindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Full { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Full { body } => body.size_hint(),
+        }
+    }
+}
+
+/// Turns a built response (such as [`OperationOutcome::into_response`]) into one with the body
+/// type a layer returns.
+///
+/// [`OperationOutcome::into_response`]: crate::fhir::OperationOutcome::into_response
+pub fn full_response<B>(response: http::Response<Full<Bytes>>) -> http::Response<FhirBody<B>> {
+    response.map(FhirBody::from_full)
+}

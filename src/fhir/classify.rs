@@ -1,0 +1,592 @@
+//! The classifier: method + path + query + headers → [`FhirRequest`].
+
+use super::interaction::{Compartment, FhirRequest, Interaction, Operation, OperationLevel};
+use super::path::{is_fhir_id, is_operation_name, segments};
+use super::query::{Query, QueryError};
+use super::unclassified::{Unclassified, UnclassifiedKind};
+use super::ResourceType;
+use http::{HeaderMap, Method, Uri};
+use std::borrow::Cow;
+
+/// Headers and parameters that ask a server to treat a request as another method. A firewall
+/// that checked `POST` while the server ran `DELETE` would be bypassed, so all are refused.
+const METHOD_OVERRIDE_HEADERS: [&str; 3] =
+    ["x-http-method-override", "x-http-method", "x-method-override"];
+const METHOD_OVERRIDE_PARAMS: [&str; 2] = ["_method", "_httpMethod"];
+
+/// The compartment types of FHIR R4 (§3.1.0.10 and the CompartmentDefinition resources).
+const COMPARTMENT_TYPES: [ResourceType; 5] = [
+    ResourceType::Patient,
+    ResourceType::Encounter,
+    ResourceType::RelatedPerson,
+    ResourceType::Practitioner,
+    ResourceType::Device,
+];
+
+/// Classifies requests against one FHIR base path.
+///
+/// Defaults: base path `/fhir`, at most 100 query parameters, URIs of at most 8 KiB, bodies read
+/// for classification (batch/transaction Bundles and `POST _search` forms) of at most 4 MiB, at
+/// most 1,000 Bundle entries.
+///
+/// ```
+/// use fhirwall::fhir::{Classifier, Interaction, ResourceType};
+/// use http::{HeaderMap, Method, Uri};
+///
+/// let classifier = Classifier::new("/fhir");
+/// let uri: Uri = "/fhir/Observation?subject=Patient/1&code=8480-6".parse().unwrap();
+/// let request = classifier.classify(&Method::GET, &uri, &HeaderMap::new(), b"").unwrap();
+/// assert_eq!(request.interaction(), Interaction::SearchType);
+/// assert_eq!(request.resource_type(), Some(ResourceType::Observation));
+///
+/// let uri: Uri = "/fhir/patient/1".parse().unwrap();
+/// let refused = classifier.classify(&Method::GET, &uri, &HeaderMap::new(), b"").unwrap_err();
+/// assert_eq!(refused.status(), 404);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Classifier {
+    base_path: String,
+    pub(crate) max_query_params: usize,
+    max_uri_len: usize,
+    pub(crate) max_body_len: usize,
+    pub(crate) max_bundle_entries: usize,
+}
+
+/// What the classifier could tell from the request head alone.
+#[derive(Debug)]
+pub enum Classification {
+    /// The request is classified.
+    Done(FhirRequest),
+    /// The body must be read to finish: a batch/transaction Bundle or a `POST _search` form.
+    /// Pass it to [`Classifier::finish`].
+    NeedsBody(PendingBody),
+}
+
+/// A request whose classification waits for its body.
+#[derive(Debug)]
+pub struct PendingBody {
+    pub(crate) request: FhirRequest,
+    pub(crate) kind: BodyKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    Bundle,
+    Form,
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Classifier::new("/fhir")
+    }
+}
+
+impl Classifier {
+    /// A classifier for FHIR requests under `base_path` (`/fhir`, `/r4`, or `/` for the root).
+    pub fn new(base_path: &str) -> Self {
+        let trimmed = base_path.trim_end_matches('/');
+        let base_path = if trimmed.is_empty() || trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        };
+        Classifier {
+            base_path,
+            max_query_params: 100,
+            max_uri_len: 8 * 1024,
+            max_body_len: 4 * 1024 * 1024,
+            max_bundle_entries: 1000,
+        }
+    }
+
+    /// Most query parameters a request may have (default 100). More is refused with 414.
+    pub fn max_query_params(mut self, n: usize) -> Self {
+        self.max_query_params = n;
+        self
+    }
+
+    /// Longest path plus query, in bytes (default 8 KiB). Longer is refused with 414.
+    pub fn max_uri_len(mut self, n: usize) -> Self {
+        self.max_uri_len = n;
+        self
+    }
+
+    /// Largest body read to classify a batch, transaction or `POST _search` (default 4 MiB).
+    /// Larger is refused with 413.
+    pub fn max_body_len(mut self, n: usize) -> Self {
+        self.max_body_len = n;
+        self
+    }
+
+    /// Most entries in a batch or transaction Bundle (default 1,000).
+    pub fn max_bundle_entries(mut self, n: usize) -> Self {
+        self.max_bundle_entries = n;
+        self
+    }
+
+    /// The base path, without a trailing slash (empty for the root).
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
+    /// The most body bytes [`finish`](Self::finish) accepts.
+    pub fn body_limit(&self) -> usize {
+        self.max_body_len
+    }
+
+    /// Classifies a request, reading `body` only where classification needs it.
+    pub fn classify(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<FhirRequest, Unclassified> {
+        match self.classify_head(method, uri, headers)? {
+            Classification::Done(request) => Ok(request),
+            Classification::NeedsBody(pending) => self.finish(pending, body),
+        }
+    }
+
+    /// Classifies a request from its head; batch, transaction and `POST _search` need the body
+    /// afterwards.
+    pub fn classify_head(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Classification, Unclassified> {
+        for name in METHOD_OVERRIDE_HEADERS {
+            if headers.contains_key(name) {
+                return Err(Unclassified::new(
+                    UnclassifiedKind::MethodOverride,
+                    "method-override headers are not allowed",
+                ));
+            }
+        }
+        let path = uri.path();
+        let raw_query = uri.query().unwrap_or("");
+        if path.len() + raw_query.len() > self.max_uri_len {
+            return Err(Unclassified::new(
+                UnclassifiedKind::UriTooLong,
+                "the request URI is longer than allowed",
+            ));
+        }
+        let rest = self.strip_base(path)?;
+        let segments = segments(rest)?;
+        let query = parse_query(raw_query, self.max_query_params)?;
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let mut pending = None;
+        let mut request = route(method, &segments, &query, content_type, &mut pending)?;
+        request.query = query;
+        if matches!(request.interaction, Interaction::Create) {
+            if let Some(condition) = headers.get("if-none-exist") {
+                let condition = condition.to_str().map_err(|_| {
+                    Unclassified::new(UnclassifiedKind::BadQuery, "If-None-Exist is not ASCII")
+                })?;
+                let condition = condition.strip_prefix('?').unwrap_or(condition);
+                request.condition = Some(parse_query(condition, self.max_query_params)?);
+                request.conditional = true;
+            }
+        }
+        if let Some(if_match) = headers.get(http::header::IF_MATCH) {
+            request.if_match = Some(
+                if_match
+                    .to_str()
+                    .map_err(|_| {
+                        Unclassified::new(UnclassifiedKind::BadQuery, "If-Match is not ASCII")
+                    })?
+                    .to_owned(),
+            );
+        }
+        Ok(match pending {
+            None => Classification::Done(request),
+            Some(kind) => Classification::NeedsBody(PendingBody { request, kind }),
+        })
+    }
+
+    /// Finishes a classification that needed the body.
+    pub fn finish(&self, pending: PendingBody, body: &[u8]) -> Result<FhirRequest, Unclassified> {
+        if body.len() > self.max_body_len {
+            return Err(Unclassified::new(
+                UnclassifiedKind::BodyTooLarge,
+                "the request body is larger than allowed",
+            ));
+        }
+        let mut request = pending.request;
+        match pending.kind {
+            BodyKind::Form => {
+                let form = std::str::from_utf8(body).map_err(|_| {
+                    Unclassified::new(UnclassifiedKind::BadQuery, "the form body is not UTF-8")
+                })?;
+                let remaining = self.max_query_params.saturating_sub(request.query.len());
+                let form = parse_query(form.trim_end_matches(['\r', '\n']), remaining)?;
+                request.query.extend(form).map_err(query_error)?;
+                check_method_override_params(&request.query)?;
+            }
+            BodyKind::Bundle => {
+                let (interaction, entries) = super::bundle::classify_entries(self, body)?;
+                request.interaction = interaction;
+                request.entries = entries;
+            }
+        }
+        Ok(request)
+    }
+
+    fn strip_base<'p>(&self, path: &'p str) -> Result<&'p str, Unclassified> {
+        let outside = || {
+            Unclassified::new(
+                UnclassifiedKind::OutsideBasePath,
+                "the path is not under the FHIR base path",
+            )
+        };
+        let after = path.strip_prefix(self.base_path.as_str()).ok_or_else(outside)?;
+        if after.is_empty() {
+            return Ok("");
+        }
+        after.strip_prefix('/').ok_or_else(outside)
+    }
+
+    /// Classifies a Bundle entry's `request.url` (relative to the base) with its method.
+    pub(crate) fn classify_relative(
+        &self,
+        method: &Method,
+        url: &str,
+        if_none_exist: Option<&str>,
+    ) -> Result<FhirRequest, Unclassified> {
+        let (path, raw_query) = url.split_once('?').unwrap_or((url, ""));
+        if path.len() + raw_query.len() > self.max_uri_len {
+            return Err(Unclassified::new(
+                UnclassifiedKind::UriTooLong,
+                "an entry URL is longer than allowed",
+            ));
+        }
+        let segments = segments(path)?;
+        let query = parse_query(raw_query, self.max_query_params)?;
+        let mut pending = None;
+        let mut request = route(method, &segments, &query, None, &mut pending)?;
+        if pending.is_some() {
+            return Err(Unclassified::new(
+                UnclassifiedKind::BadBundle,
+                "a batch or transaction entry may not be a nested batch, transaction or POST _search",
+            ));
+        }
+        request.query = query;
+        if let (Interaction::Create, Some(condition)) = (request.interaction, if_none_exist) {
+            let condition = condition.strip_prefix('?').unwrap_or(condition);
+            request.condition = Some(parse_query(condition, self.max_query_params)?);
+            request.conditional = true;
+        }
+        Ok(request)
+    }
+}
+
+fn query_error(e: QueryError) -> Unclassified {
+    let kind = match e {
+        QueryError::TooManyParams { .. } => UnclassifiedKind::UriTooLong,
+        _ => UnclassifiedKind::BadQuery,
+    };
+    Unclassified::new(kind, e.to_string())
+}
+
+fn parse_query(raw: &str, max_params: usize) -> Result<Query, Unclassified> {
+    let query = Query::parse(raw, max_params).map_err(query_error)?;
+    check_method_override_params(&query)?;
+    Ok(query)
+}
+
+fn check_method_override_params(query: &Query) -> Result<(), Unclassified> {
+    if query
+        .params()
+        .iter()
+        .any(|p| METHOD_OVERRIDE_PARAMS.contains(&p.name()))
+    {
+        return Err(Unclassified::new(
+            UnclassifiedKind::MethodOverride,
+            "method-override parameters are not allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A path segment in the place of a resource type.
+fn resource_type(segment: &str) -> Result<ResourceType, Unclassified> {
+    ResourceType::from_name(segment).ok_or_else(|| {
+        Unclassified::new(
+            UnclassifiedKind::UnknownResourceType,
+            "the path names a resource type that FHIR R4 does not have (names are case-sensitive)",
+        )
+    })
+}
+
+fn fhir_id(segment: &str) -> Result<String, Unclassified> {
+    if is_fhir_id(segment) {
+        Ok(segment.to_owned())
+    } else {
+        Err(Unclassified::new(
+            UnclassifiedKind::BadId,
+            "ids must match [A-Za-z0-9-.]{1,64}",
+        ))
+    }
+}
+
+fn operation(segment: &str, level: OperationLevel) -> Result<Option<Operation>, Unclassified> {
+    let Some(name) = segment.strip_prefix('$') else {
+        return Ok(None);
+    };
+    if !is_operation_name(name) {
+        return Err(Unclassified::new(
+            UnclassifiedKind::UnknownRoute,
+            "the operation name is not valid",
+        ));
+    }
+    Ok(Some(Operation {
+        name: name.to_owned(),
+        level,
+    }))
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    matches!(media_type(content_type).as_deref(), Some("application/fhir+json" | "application/json"))
+}
+
+fn media_type(content_type: Option<&str>) -> Option<String> {
+    content_type.map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+const READ_METHODS: &str = "GET, HEAD";
+const OPERATION_METHODS: &str = "GET, HEAD, POST";
+
+/// Maps method + segments to an interaction. `pending` is set when the body must be read.
+fn route(
+    method: &Method,
+    segments: &[Cow<'_, str>],
+    query: &Query,
+    content_type: Option<&str>,
+    pending: &mut Option<BodyKind>,
+) -> Result<FhirRequest, Unclassified> {
+    use Interaction as I;
+    let get = *method == Method::GET || *method == Method::HEAD;
+    let post = *method == Method::POST;
+    let new = |interaction| FhirRequest::new(method.clone(), interaction);
+    let seg: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
+    let request = match seg.as_slice() {
+        [] if get => new(I::SearchSystem),
+        [] if post => {
+            if !is_json(content_type) {
+                return Err(unsupported_media("a batch or transaction must be a FHIR JSON Bundle"));
+            }
+            *pending = Some(BodyKind::Bundle);
+            new(I::Batch)
+        }
+        [] => return Err(Unclassified::method_not_allowed("GET, HEAD, POST")),
+        ["metadata"] if get => new(I::Capabilities),
+        ["metadata"] => return Err(Unclassified::method_not_allowed(READ_METHODS)),
+        [".well-known", "smart-configuration"] if get => new(I::SmartConfiguration),
+        [".well-known", "smart-configuration"] => {
+            return Err(Unclassified::method_not_allowed(READ_METHODS))
+        }
+        ["_history"] if get => new(I::HistorySystem),
+        ["_history"] => return Err(Unclassified::method_not_allowed(READ_METHODS)),
+        ["_search"] if post => {
+            form_body(content_type, pending)?;
+            let mut r = new(I::SearchSystem);
+            r.via_post = true;
+            r
+        }
+        ["_search"] => return Err(Unclassified::method_not_allowed("POST")),
+        [op] if op.starts_with('$') => {
+            operation_request(method, operation(op, OperationLevel::System)?, None, None)?
+        }
+        [ty] => {
+            let rt = resource_type(ty)?;
+            let mut r = match *method {
+                Method::GET | Method::HEAD => new(I::SearchType),
+                Method::POST => new(I::Create),
+                Method::PUT | Method::PATCH | Method::DELETE => {
+                    if query.is_empty() {
+                        return Err(Unclassified::new(
+                            UnclassifiedKind::BadQuery,
+                            "a conditional update, patch or delete needs search parameters",
+                        ));
+                    }
+                    let interaction = match *method {
+                        Method::PUT => I::Update,
+                        Method::PATCH => I::Patch,
+                        _ => I::Delete,
+                    };
+                    let mut r = new(interaction);
+                    r.conditional = true;
+                    r
+                }
+                _ => {
+                    return Err(Unclassified::method_not_allowed(
+                        "GET, HEAD, POST, PUT, PATCH, DELETE",
+                    ))
+                }
+            };
+            r.resource_type = Some(rt);
+            r
+        }
+        [ty, "_search"] => {
+            let rt = resource_type(ty)?;
+            if !post {
+                return Err(Unclassified::method_not_allowed("POST"));
+            }
+            form_body(content_type, pending)?;
+            let mut r = new(I::SearchType);
+            r.resource_type = Some(rt);
+            r.via_post = true;
+            r
+        }
+        [ty, "_history"] => {
+            let rt = resource_type(ty)?;
+            if !get {
+                return Err(Unclassified::method_not_allowed(READ_METHODS));
+            }
+            let mut r = new(I::HistoryType);
+            r.resource_type = Some(rt);
+            r
+        }
+        [ty, op] if op.starts_with('$') => {
+            let rt = resource_type(ty)?;
+            operation_request(method, operation(op, OperationLevel::Type)?, Some(rt), None)?
+        }
+        [ty, id] => {
+            let rt = resource_type(ty)?;
+            let id = fhir_id(id)?;
+            let interaction = match *method {
+                Method::GET | Method::HEAD => I::Read,
+                Method::PUT => I::Update,
+                Method::PATCH => I::Patch,
+                Method::DELETE => I::Delete,
+                _ => {
+                    return Err(Unclassified::method_not_allowed(
+                        "GET, HEAD, PUT, PATCH, DELETE",
+                    ))
+                }
+            };
+            let mut r = new(interaction);
+            r.resource_type = Some(rt);
+            r.id = Some(id);
+            r
+        }
+        [ty, id, "_history"] => {
+            let (rt, id) = (resource_type(ty)?, fhir_id(id)?);
+            if !get {
+                return Err(Unclassified::method_not_allowed(READ_METHODS));
+            }
+            let mut r = new(I::HistoryInstance);
+            r.resource_type = Some(rt);
+            r.id = Some(id);
+            r
+        }
+        [ty, id, op] if op.starts_with('$') => {
+            let (rt, id) = (resource_type(ty)?, fhir_id(id)?);
+            operation_request(
+                method,
+                operation(op, OperationLevel::Instance)?,
+                Some(rt),
+                Some(id),
+            )?
+        }
+        [ty, id, target] => {
+            let (rt, id) = (resource_type(ty)?, fhir_id(id)?);
+            if !COMPARTMENT_TYPES.contains(&rt) {
+                return Err(Unclassified::new(
+                    UnclassifiedKind::UnknownRoute,
+                    "compartment searches exist only for Patient, Encounter, RelatedPerson, Practitioner and Device",
+                ));
+            }
+            let target = if *target == "*" {
+                None
+            } else {
+                Some(resource_type(target)?)
+            };
+            if !get {
+                return Err(Unclassified::method_not_allowed(READ_METHODS));
+            }
+            let mut r = new(I::SearchCompartment);
+            r.resource_type = target;
+            r.compartment = Some(Compartment {
+                resource_type: rt,
+                id,
+                target,
+            });
+            r
+        }
+        [ty, id, "_history", vid] => {
+            let (rt, id) = (resource_type(ty)?, fhir_id(id)?);
+            let vid = fhir_id(vid)?;
+            if !get {
+                return Err(Unclassified::method_not_allowed(READ_METHODS));
+            }
+            let mut r = new(I::VRead);
+            r.resource_type = Some(rt);
+            r.id = Some(id);
+            r.version_id = Some(vid);
+            r
+        }
+        [first, ..] => {
+            // Name the most likely mistake: a type that isn't one beats "unknown route".
+            resource_type(first)?;
+            return Err(Unclassified::new(
+                UnclassifiedKind::UnknownRoute,
+                "the path does not match any FHIR interaction",
+            ));
+        }
+    };
+    Ok(request)
+}
+
+fn operation_request(
+    method: &Method,
+    op: Option<Operation>,
+    rt: Option<ResourceType>,
+    id: Option<String>,
+) -> Result<FhirRequest, Unclassified> {
+    let Some(op) = op else {
+        return Err(Unclassified::new(
+            UnclassifiedKind::UnknownRoute,
+            "the path does not match any FHIR interaction",
+        ));
+    };
+    if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
+        return Err(Unclassified::method_not_allowed(OPERATION_METHODS));
+    }
+    let mut r = FhirRequest::new(method.clone(), Interaction::Operation);
+    r.operation = Some(op);
+    r.resource_type = rt;
+    r.id = id;
+    Ok(r)
+}
+
+fn form_body(content_type: Option<&str>, pending: &mut Option<BodyKind>) -> Result<(), Unclassified> {
+    if media_type(content_type).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(unsupported_media(
+            "POST _search needs an application/x-www-form-urlencoded body",
+        ));
+    }
+    *pending = Some(BodyKind::Form);
+    Ok(())
+}
+
+fn unsupported_media(text: &'static str) -> Unclassified {
+    Unclassified::new(UnclassifiedKind::UnsupportedMediaType, text)
+}
+
+impl PendingBody {
+    /// The request as classified from its head (a batch shows as [`Interaction::Batch`] until
+    /// the Bundle's type is read).
+    pub fn request(&self) -> &FhirRequest {
+        &self.request
+    }
+}

@@ -1,0 +1,75 @@
+//! # fhirwall
+//!
+//! Composable [tower] layers that put a firewall around FHIR R4 REST APIs.
+//!
+//! Health APIs leak patient records through the same few holes again and again: broken
+//! authentication and authorization, data shown to clients that should never see it, injected
+//! or malformed input, floods and bulk scraping, sniffed plain-HTTP traffic, and forgotten
+//! backdoor and "zombie" endpoints. Each fhirwall layer closes one of them, and every layer can
+//! be stacked onto any axum or hyper service, or onto a gateway in front of an existing FHIR
+//! server.
+//!
+//! ## The foundation
+//!
+//! Every layer works from the same three things, all in [`fhir`]:
+//!
+//! - [`fhir::FhirRequest`]: exactly which R4 interaction a request is (read, vread, update,
+//!   patch, delete, history, create, search, capabilities, batch, transaction, operation),
+//!   computed once by [`classify::ClassifyLayer`] and stored in the request extensions;
+//! - the R4 tables in [`fhir::tables`], generated from the official definitions;
+//! - one error format, [`fhir::OperationOutcome`], used by every refusal.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use fhirwall::classify::ClassifyLayer;
+//! use fhirwall::fhir::Classifier;
+//!
+//! let app: Router = Router::new()
+//!     .route("/fhir/metadata", get(|| async { "{}" }))
+//!     .layer(ClassifyLayer::new(Classifier::new("/fhir")));
+//! ```
+//!
+//! ## Features
+//!
+//! | feature    | default | module      | protection |
+//! |------------|---------|-------------|------------|
+//! | `mtls`     | yes     | `identity`  | trusted-client identity over mutual TLS |
+//! | `smart`    | yes     | `smart`     | SMART on FHIR tokens, scopes and patient compartment |
+//! | `redact`   | yes     | `redact`    | FHIR-aware response redaction |
+//! | `validate` | yes     | `validate`  | FHIR R4 structure, search parameters, hostile JSON |
+//! | `limit`    | yes     | `limit`     | per-client query budgets |
+//! | `firewall` | yes     | `firewall`  | IP allowlists, declared routes, sunsets, transport rules |
+//! | `audit`    | yes     | `audit`     | one audit record per request |
+//! | `redis`    | no      | `limit`     | budgets shared across replicas through Redis |
+//! | `jwks`     | no      | `smart`     | JWKS, discovery and introspection over HTTP |
+//! | `policy`   | no      | `policy`    | the whole stack from one TOML policy file |
+//! | `full`     | no      |             | everything |
+//!
+//! The protection modules are being built issue by issue; today the crate ships the
+//! foundation ([`fhir`], [`classify`], [`body`]). A feature whose module is not built yet
+//! compiles to nothing rather than to a placeholder.
+//!
+//! ## Layer order (outermost first)
+//!
+//! 1. audit (sees every outcome, rejections included)
+//! 2. firewall (cheapest rejections first)
+//! 3. [`classify`] (every later layer reads its [`fhir::FhirRequest`])
+//! 4. identity (mTLS client)
+//! 5. smart (token, scopes, compartment)
+//! 6. limit (budget per client)
+//! 7. validate (request body and parameters)
+//! 8. redact (response visibility)
+//! 9. the FHIR handlers
+//!
+//! ## Rules that hold everywhere
+//!
+//! - Fail closed: what cannot be parsed, classified or checked is refused with an
+//!   `OperationOutcome` and the right status, never passed on.
+//! - No panics on any input.
+//! - A refusal is a response (`Response<FhirBody<B>>`), never an error of our own type.
+//! - Nothing internal (tokens, keys, error chains) leaks into a response body.
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod body;
+pub mod classify;
+pub mod fhir;
