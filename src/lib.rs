@@ -73,3 +73,8 @@
 pub mod body;
 pub mod classify;
 pub mod fhir;
+
+// The README's examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
