@@ -73,6 +73,7 @@
 pub mod body;
 pub mod classify;
 pub mod fhir;
+pub mod net;
 
 // The README's examples compile as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,225 @@
+//! Who is on the other end of the connection: the peer address, and the proxies whose
+//! forwarding headers may be believed.
+//!
+//! Several layers need the client's IP (firewall allowlists, budgets keyed by IP, certificates
+//! forwarded by a TLS-terminating proxy). Forwarding headers are trivial to forge, so they are
+//! believed only when the TCP peer is a configured proxy, and then only back to the first
+//! address that is not one ("rightmost untrusted").
+//!
+//! ```
+//! use fhirwall::net::{RemoteAddr, TrustedProxies};
+//! use http::HeaderMap;
+//!
+//! let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+//! let mut headers = HeaderMap::new();
+//! headers.insert("x-forwarded-for", "203.0.113.7, 10.1.2.3".parse().unwrap());
+//!
+//! // From the proxy: the forwarded client address is used.
+//! let peer = RemoteAddr("10.0.0.5:4000".parse().unwrap());
+//! assert_eq!(proxies.client_ip(peer.0.ip(), &headers).to_string(), "203.0.113.7");
+//!
+//! // From anyone else: the header is ignored.
+//! let peer = RemoteAddr("198.51.100.1:4000".parse().unwrap());
+//! assert_eq!(proxies.client_ip(peer.0.ip(), &headers).to_string(), "198.51.100.1");
+//! ```
+
+use http::{Extensions, HeaderMap};
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// The TCP peer of the connection a request came on, put in the request extensions by the
+/// server (fhirwall's rustls server does; with axum, `ConnectInfo<SocketAddr>` is read too when
+/// the `axum` feature is on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RemoteAddr(pub SocketAddr);
+
+/// The peer address of a request, from [`RemoteAddr`] or axum's `ConnectInfo<SocketAddr>`.
+pub fn remote_addr(extensions: &Extensions) -> Option<SocketAddr> {
+    if let Some(RemoteAddr(addr)) = extensions.get::<RemoteAddr>() {
+        return Some(*addr);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) =
+        extensions.get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(*addr);
+    }
+    None
+}
+
+/// A CIDR that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IP network in CIDR notation (like 10.0.0.0/8 or 2001:db8::/32)")]
+pub struct BadCidr(pub String);
+
+/// A set of IP networks (IPv4 and IPv6), such as allowed client networks or trusted proxies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpNetworks {
+    nets: Arc<[IpNet]>,
+}
+
+impl IpNetworks {
+    /// Networks from CIDR strings; a bare address is a single-host network.
+    pub fn new<I, S>(cidrs: I) -> Result<Self, BadCidr>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nets = cidrs
+            .into_iter()
+            .map(|s| {
+                let s = s.as_ref().trim();
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| BadCidr(s.chars().take(64).collect()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(IpNetworks { nets: nets.into() })
+    }
+
+    /// Whether `ip` is in one of the networks. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`)
+    /// are compared as IPv4, so a dual-stack listener can't slip past an IPv4 rule.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.nets.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether there are no networks.
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The proxies whose forwarding headers are believed (none by default).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies {
+    networks: IpNetworks,
+}
+
+impl TrustedProxies {
+    /// No trusted proxies: forwarding headers are always ignored.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Trusts proxies in these networks.
+    pub fn new<I, S>(cidrs: I) -> Result<Self, BadCidr>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Ok(TrustedProxies {
+            networks: IpNetworks::new(cidrs)?,
+        })
+    }
+
+    /// Whether this peer is a trusted proxy.
+    pub fn is_trusted(&self, peer: IpAddr) -> bool {
+        self.networks.contains(peer)
+    }
+
+    /// The client's address: the peer itself unless it is a trusted proxy, else the rightmost
+    /// `X-Forwarded-For` address that is not a trusted proxy.
+    ///
+    /// When the header is missing or malformed the peer's own address is returned, so a bad
+    /// header never makes a request look as if it came from elsewhere.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.is_trusted(peer) {
+            return canonical(peer);
+        }
+        let mut hops = Vec::new();
+        for value in headers.get_all("x-forwarded-for") {
+            let Ok(value) = value.to_str() else {
+                return canonical(peer);
+            };
+            for hop in value.split(',') {
+                match parse_hop(hop.trim()) {
+                    Some(ip) => hops.push(ip),
+                    None => return canonical(peer),
+                }
+            }
+        }
+        let mut client = canonical(peer);
+        for ip in hops.into_iter().rev() {
+            client = canonical(ip);
+            if !self.is_trusted(client) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// One `X-Forwarded-For` hop: an address, optionally bracketed or with a port.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = hop.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn untrusted_peer_ignores_header() {
+        let p = TrustedProxies::none();
+        let ip = p.client_ip("198.51.100.1".parse().unwrap(), &headers(&["1.2.3.4"]));
+        assert_eq!(ip.to_string(), "198.51.100.1");
+    }
+
+    #[test]
+    fn rightmost_untrusted_wins() {
+        let p = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+        // The client wrote "6.6.6.6" itself; only the hop the proxy added is believed.
+        let ip = p.client_ip(
+            "10.0.0.1".parse().unwrap(),
+            &headers(&["6.6.6.6, 203.0.113.9", "10.2.2.2"]),
+        );
+        assert_eq!(ip.to_string(), "203.0.113.9");
+    }
+
+    #[test]
+    fn malformed_header_falls_back_to_peer() {
+        let p = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+        let ip = p.client_ip("10.0.0.1".parse().unwrap(), &headers(&["nonsense"]));
+        assert_eq!(ip.to_string(), "10.0.0.1");
+    }
+
+    #[test]
+    fn mapped_ipv6_is_ipv4() {
+        let nets = IpNetworks::new(["192.0.2.0/24"]).unwrap();
+        assert!(nets.contains("::ffff:192.0.2.7".parse().unwrap()));
+        assert!(!nets.contains("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_cidr_is_an_error() {
+        assert!(IpNetworks::new(["10.0.0.0/33"]).is_err());
+        assert!(IpNetworks::new(["example.com"]).is_err());
+    }
+}
