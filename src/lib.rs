@@ -73,7 +73,11 @@
 pub mod body;
 pub mod classify;
 pub mod fhir;
+#[cfg(feature = "mtls")]
+pub mod identity;
 pub mod net;
+#[cfg(feature = "smart")]
+pub mod smart;
 
 // The README's examples compile as doctests.
 #[cfg(doctest)]

@@ -48,6 +48,24 @@ pub fn remote_addr(extensions: &Extensions) -> Option<SocketAddr> {
     None
 }
 
+/// The SHA-256 thumbprint of the DER of the client certificate verified on this connection,
+/// put in the request extensions by the `identity` layer (or by your own TLS code).
+///
+/// The `smart` layer compares it with a token's `cnf.x5t#S256` (RFC 8705 §3) without needing
+/// the certificate itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CertificateThumbprint(pub [u8; 32]);
+
+impl std::fmt::Debug for CertificateThumbprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CertificateThumbprint(")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
 /// A CIDR that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not an IP network in CIDR notation (like 10.0.0.0/8 or 2001:db8::/32)")]

@@ -1,0 +1,1 @@
+//! Trusted-client identity over mutual TLS (feature `mtls`).
