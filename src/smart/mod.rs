@@ -8,6 +8,7 @@
 //! - authorization turns the claims into an access context and decides every FHIR interaction.
 
 mod claims;
+pub mod token;
 mod verify;
 
 pub use claims::VerifiedClaims;
