@@ -1,0 +1,128 @@
+//! fhirwall's gateway demo: a FHIR R4 server to put fhirwall's layers in front of.
+//!
+//! ```text
+//! cargo run --example gateway [-- --listen 127.0.0.1:8080] [--base /fhir] [--upstream http://host:port/fhir]
+//! ```
+//!
+//! Without `--upstream` it serves the in-memory demo store (`fhirwall-demo`) loaded with sample
+//! data; with it, it forwards every request under the base path to that FHIR server.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use fhirwall_demo::{router, sample, upstream_router, DemoConfig, MemoryStore};
+
+const USAGE: &str = "\
+usage: cargo run --example gateway [-- OPTIONS]
+
+options:
+  --listen ADDR     address to listen on (default 127.0.0.1:8080)
+  --base PATH       FHIR base path (default /fhir)
+  --upstream URL    forward to this FHIR server (http://host:port/path) instead of the demo store
+  -h, --help        show this help";
+
+struct Args {
+    listen: SocketAddr,
+    base: String,
+    upstream: Option<String>,
+}
+
+/// `Ok(None)` means `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        base: "/fhir".to_owned(),
+        upstream: None,
+    };
+    while let Some(flag) = args.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (flag.clone(), None),
+        };
+        if name == "-h" || name == "--help" {
+            return Ok(None);
+        }
+        if !["--listen", "--base", "--upstream"].contains(&name.as_str()) {
+            return Err(format!("unknown option {flag:?}"));
+        }
+        let value = inline
+            .or_else(|| args.next())
+            .ok_or_else(|| format!("{name} needs a value"))?;
+        match name.as_str() {
+            "--listen" => {
+                parsed.listen = value.parse().map_err(|_| {
+                    format!("--listen {value:?} is not an address like 127.0.0.1:8080")
+                })?;
+            }
+            "--base" => parsed.base = value,
+            _ => parsed.upstream = Some(value),
+        }
+    }
+    Ok(Some(parsed))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("gateway: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = DemoConfig::for_address(args.listen, &args.base);
+
+    let app = match &args.upstream {
+        None => {
+            let store = MemoryStore::new();
+            let loaded = sample::load(&store, sample::DEFAULT_SEED);
+            println!("demo FHIR server with {loaded} sample resources");
+            router(store, config.clone())
+        }
+        Some(upstream) => match upstream_router(upstream, &config.base_path) {
+            Ok(app) => {
+                println!("forwarding {} to {upstream}", config.base_path);
+                app
+            }
+            Err(e) => {
+                eprintln!("gateway: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+
+    // fhirwall layers are added here, outermost first:
+    //     let app = app.layer(...);
+
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("gateway: can't listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let base = &config.base_url;
+    println!(
+        "listening on http://{}, FHIR base {base}\n\ntry:",
+        args.listen
+    );
+    println!("  curl -s {base}/metadata");
+    println!("  curl -s {base}/Patient/pat-1");
+    println!("  curl -s '{base}/Observation?patient=pat-1&category=laboratory&_include=Observation:performer'");
+    println!(
+        "  curl -s '{base}/Patient?identifier=http://hl7.org/fhir/sid/us-ssn|'  # the SSN patient"
+    );
+    println!("  curl -s {base}/Patient/pat-ssn");
+    println!("  curl -s '{base}/Patient/pat-1/$everything'");
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, service).await {
+        eprintln!("gateway: server error: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
