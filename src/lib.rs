@@ -69,6 +69,7 @@
 //! - A refusal is a response (`Response<FhirBody<B>>`), never an error of our own type.
 //! - Nothing internal (tokens, keys, error chains) leaks into a response body.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![warn(unreachable_pub)]
 
 pub mod body;
 pub mod classify;

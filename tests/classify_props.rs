@@ -137,7 +137,7 @@ proptest! {
         // Percent-encoding comes off before FHIR splitting, so `%2C` and `,` are the same here.
         let raw = format!("code={}", escaped.join(",").replace('\\', "%5C").replace('|', "%7C").replace('$', "%24"));
         let q = Query::parse(&raw, 10).unwrap();
-        let got: Vec<String> = q.params()[0].values().iter().map(|v| v.text().into_owned()).collect();
+        let got: Vec<String> = q.param(0).unwrap().values().map(|v| v.text().into_owned()).collect();
         prop_assert_eq!(got, values);
     }
 }

@@ -5,13 +5,16 @@ use super::path::{is_fhir_id, is_operation_name, segments};
 use super::query::{Query, QueryError};
 use super::unclassified::{Unclassified, UnclassifiedKind};
 use super::ResourceType;
-use http::{HeaderMap, Method, Uri};
-use std::borrow::Cow;
+use http::{HeaderMap, HeaderName, Method, Uri};
 
 /// Headers and parameters that ask a server to treat a request as another method. A firewall
 /// that checked `POST` while the server ran `DELETE` would be bypassed, so all are refused.
-const METHOD_OVERRIDE_HEADERS: [&str; 3] =
-    ["x-http-method-override", "x-http-method", "x-method-override"];
+const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
+const IF_NONE_EXIST: HeaderName = HeaderName::from_static("if-none-exist");
 const METHOD_OVERRIDE_PARAMS: [&str; 2] = ["_method", "_httpMethod"];
 
 /// The compartment types of FHIR R4 (§3.1.0.10 and the CompartmentDefinition resources).
@@ -31,7 +34,7 @@ const COMPARTMENT_TYPES: [ResourceType; 5] = [
 ///
 /// ```
 /// use fhirwall::fhir::{Classifier, Interaction, ResourceType};
-/// use http::{HeaderMap, Method, Uri};
+/// use http::{HeaderMap, HeaderName, Method, Uri};
 ///
 /// let classifier = Classifier::new("/fhir");
 /// let uri: Uri = "/fhir/Observation?subject=Patient/1&code=8480-6".parse().unwrap();
@@ -156,7 +159,7 @@ impl Classifier {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Result<Classification, Unclassified> {
-        for name in METHOD_OVERRIDE_HEADERS {
+        for name in &METHOD_OVERRIDE_HEADERS {
             if headers.contains_key(name) {
                 return Err(Unclassified::new(
                     UnclassifiedKind::MethodOverride,
@@ -174,15 +177,17 @@ impl Classifier {
         }
         let rest = self.strip_base(path)?;
         let segments = segments(rest)?;
+        let (strs, len) = segments.as_strs();
         let query = parse_query(raw_query, self.max_query_params)?;
         let content_type = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let mut pending = None;
-        let mut request = route(method, &segments, &query, content_type, &mut pending)?;
+        let seg = strs.get(..len).unwrap_or_default();
+        let mut request = route(method, seg, &query, content_type, &mut pending)?;
         request.query = query;
         if matches!(request.interaction, Interaction::Create) {
-            if let Some(condition) = headers.get("if-none-exist") {
+            if let Some(condition) = headers.get(IF_NONE_EXIST) {
                 let condition = condition.to_str().map_err(|_| {
                     Unclassified::new(UnclassifiedKind::BadQuery, "If-None-Exist is not ASCII")
                 })?;
@@ -264,9 +269,11 @@ impl Classifier {
             ));
         }
         let segments = segments(path)?;
+        let (strs, len) = segments.as_strs();
         let query = parse_query(raw_query, self.max_query_params)?;
         let mut pending = None;
-        let mut request = route(method, &segments, &query, None, &mut pending)?;
+        let seg = strs.get(..len).unwrap_or_default();
+        let mut request = route(method, seg, &query, None, &mut pending)?;
         if pending.is_some() {
             return Err(Unclassified::new(
                 UnclassifiedKind::BadBundle,
@@ -300,7 +307,6 @@ fn parse_query(raw: &str, max_params: usize) -> Result<Query, Unclassified> {
 fn check_method_override_params(query: &Query) -> Result<(), Unclassified> {
     if query
         .params()
-        .iter()
         .any(|p| METHOD_OVERRIDE_PARAMS.contains(&p.name()))
     {
         return Err(Unclassified::new(
@@ -368,7 +374,7 @@ const OPERATION_METHODS: &str = "GET, HEAD, POST";
 /// Maps method + segments to an interaction. `pending` is set when the body must be read.
 fn route(
     method: &Method,
-    segments: &[Cow<'_, str>],
+    seg: &[&str],
     query: &Query,
     content_type: Option<&str>,
     pending: &mut Option<BodyKind>,
@@ -377,8 +383,7 @@ fn route(
     let get = *method == Method::GET || *method == Method::HEAD;
     let post = *method == Method::POST;
     let new = |interaction| FhirRequest::new(method.clone(), interaction);
-    let seg: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
-    let request = match seg.as_slice() {
+    let request = match seg {
         [] if get => new(I::SearchSystem),
         [] if post => {
             if !is_json(content_type) {

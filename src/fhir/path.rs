@@ -18,23 +18,40 @@ fn bad(text: &'static str) -> Unclassified {
     Unclassified::new(UnclassifiedKind::BadPath, text)
 }
 
+/// The decoded segments of a path, without a heap allocation unless one needed decoding.
+pub(crate) struct Segments<'a> {
+    items: [Cow<'a, str>; MAX_SEGMENTS],
+    len: usize,
+}
+
+impl<'a> Segments<'a> {
+    /// The segments as string slices, for matching.
+    pub(crate) fn as_strs(&self) -> ([&str; MAX_SEGMENTS], usize) {
+        (std::array::from_fn(|i| self.items.get(i).map_or("", |s| s.as_ref())), self.len)
+    }
+}
+
 /// Splits the part of the path after the base into decoded segments.
 ///
 /// `rest` is what follows the base path, without its leading `/`; an empty `rest` is the base
 /// itself.
-pub(crate) fn segments(rest: &str) -> Result<Vec<Cow<'_, str>>, Unclassified> {
+pub(crate) fn segments(rest: &str) -> Result<Segments<'_>, Unclassified> {
+    let mut out = Segments {
+        items: std::array::from_fn(|_| Cow::Borrowed("")),
+        len: 0,
+    };
     if rest.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
-    let mut out = Vec::new();
     for raw in rest.split('/') {
-        if out.len() == MAX_SEGMENTS {
+        let Some(slot) = out.items.get_mut(out.len) else {
             return Err(Unclassified::new(
                 UnclassifiedKind::UnknownRoute,
                 "the path has more segments than any FHIR interaction",
             ));
-        }
-        out.push(segment(raw)?);
+        };
+        *slot = segment(raw)?;
+        out.len += 1;
     }
     Ok(out)
 }
@@ -101,7 +118,8 @@ mod tests {
     #[test]
     fn decodes_once() {
         let s = segments("Patient/a%2Db").unwrap();
-        assert_eq!(s, ["Patient", "a-b"]);
+        let (strs, len) = s.as_strs();
+        assert_eq!(&strs[..len], ["Patient", "a-b"]);
     }
 
     #[test]

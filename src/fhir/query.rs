@@ -4,7 +4,6 @@
 //! punctuation: a comma separates values that are OR-ed, a repeated parameter is AND-ed, and
 //! `\,` `\|` `\$` `\\` escape the separators (FHIR R4 §3.1.1.5.7 "Escaping Search Parameters").
 
-use percent_encoding::percent_decode;
 use std::borrow::Cow;
 
 /// What a query parameter is, judged by its name.
@@ -55,6 +54,9 @@ pub enum ParamKind {
 
 impl ParamKind {
     pub(crate) fn of(name: &str) -> ParamKind {
+        if !name.starts_with('_') {
+            return ParamKind::Search;
+        }
         match name {
             "_has" => ParamKind::Has,
             "_format" => ParamKind::Format,
@@ -106,100 +108,150 @@ impl ParamKind {
 
 /// One value of a parameter (one of its comma-separated alternatives), with FHIR escapes still
 /// in place so that `\|` is not mistaken for a `system|code` separator.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SearchValue {
-    raw: String,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SearchValue<'a> {
+    raw: &'a str,
 }
 
-impl SearchValue {
-    pub(crate) fn new(raw: String) -> Self {
-        SearchValue { raw }
-    }
-
+impl<'a> SearchValue<'a> {
     /// The value as received after percent-decoding, escapes still in place.
-    pub fn raw(&self) -> &str {
-        &self.raw
+    pub fn raw(&self) -> &'a str {
+        self.raw
     }
 
     /// The value with FHIR escapes removed (`a\,b` → `a,b`).
-    pub fn text(&self) -> Cow<'_, str> {
+    pub fn text(&self) -> Cow<'a, str> {
         if self.raw.contains('\\') {
-            Cow::Owned(unescape(&self.raw))
+            Cow::Owned(unescape(self.raw))
         } else {
-            Cow::Borrowed(&self.raw)
+            Cow::Borrowed(self.raw)
         }
     }
 
     /// The value split on an unescaped separator, each part unescaped: `'|'` for tokens and
     /// versioned references (`system|code`), `'$'` for composite parameters.
-    pub fn split(&self, separator: char) -> Vec<Cow<'_, str>> {
-        split_unescaped(&self.raw, separator)
-            .into_iter()
-            .map(|part| {
-                if part.contains('\\') {
-                    Cow::Owned(unescape(part))
-                } else {
-                    Cow::Borrowed(part)
-                }
-            })
-            .collect()
+    pub fn split(&self, separator: char) -> Vec<Cow<'a, str>> {
+        let mut parts = Vec::new();
+        for_each_unescaped(self.raw, separator, |part| {
+            parts.push(if part.contains('\\') {
+                Cow::Owned(unescape(part))
+            } else {
+                Cow::Borrowed(part)
+            });
+        });
+        parts
     }
 }
 
-/// One query parameter: `name[:modifier][.chain]=value,value`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct QueryParam {
-    pub(crate) name: String,
-    pub(crate) modifier: Option<String>,
-    pub(crate) chain: Option<String>,
-    pub(crate) kind: ParamKind,
-    pub(crate) raw_value: String,
-    pub(crate) values: Vec<SearchValue>,
+/// A byte range of [`Query`]'s decoded text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+struct Span {
+    start: usize,
+    end: usize,
 }
 
-impl QueryParam {
+impl Span {
+    fn shifted(self, by: usize) -> Span {
+        Span {
+            start: self.start + by,
+            end: self.end + by,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ParamSpans {
+    name: Span,
+    modifier: Option<Span>,
+    chain: Option<Span>,
+    kind: ParamKind,
+    raw_value: Span,
+    /// Range of [`Query::values`] holding this parameter's OR-ed values.
+    values: (usize, usize),
+}
+
+/// One query parameter: `name[:modifier][.chain]=value,value`, borrowed from its [`Query`].
+#[derive(Clone, Copy, Debug)]
+pub struct QueryParam<'a> {
+    query: &'a Query,
+    spans: &'a ParamSpans,
+}
+
+impl<'a> QueryParam<'a> {
+    fn text(&self, span: Span) -> &'a str {
+        self.query.text.get(span.start..span.end).unwrap_or_default()
+    }
+
     /// The parameter's code (`subject` in `subject:Patient.name=x`; `_has` for reverse chains).
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn name(&self) -> &'a str {
+        self.text(self.spans.name)
     }
 
     /// The modifier after `:` (`exact`, `missing`, `Patient`, `iterate` …). For `_has` this is
     /// the rest of the reverse chain (`Observation:patient:code`).
-    pub fn modifier(&self) -> Option<&str> {
-        self.modifier.as_deref()
+    pub fn modifier(&self) -> Option<&'a str> {
+        self.spans.modifier.map(|s| self.text(s))
     }
 
     /// The chained path after the first `.` (`name` in `subject:Patient.name=x`,
     /// `organization.name` in `subject.organization.name=x`).
-    pub fn chain(&self) -> Option<&str> {
-        self.chain.as_deref()
+    pub fn chain(&self) -> Option<&'a str> {
+        self.spans.chain.map(|s| self.text(s))
     }
 
     /// Whether the parameter is chained into another resource.
     pub fn is_chained(&self) -> bool {
-        self.chain.is_some()
+        self.spans.chain.is_some()
     }
 
     /// What kind of parameter this is.
     pub fn kind(&self) -> ParamKind {
-        self.kind
+        self.spans.kind
     }
 
     /// The whole value after percent-decoding, before splitting on commas.
-    pub fn raw_value(&self) -> &str {
-        &self.raw_value
+    pub fn raw_value(&self) -> &'a str {
+        self.text(self.spans.raw_value)
     }
 
     /// The OR-ed values (split on unescaped commas). Empty only when the value was empty.
-    pub fn values(&self) -> &[SearchValue] {
-        &self.values
+    pub fn values(&self) -> impl ExactSizeIterator<Item = SearchValue<'a>> + 'a {
+        let (start, end) = self.spans.values;
+        let query = self.query;
+        query
+            .values
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(move |span| SearchValue {
+                raw: query.text.get(span.start..span.end).unwrap_or_default(),
+            })
+    }
+
+    /// The `index`th OR-ed value.
+    pub fn value(&self, index: usize) -> Option<SearchValue<'a>> {
+        self.values().nth(index)
+    }
+}
+
+impl PartialEq for QueryParam<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+            && self.modifier() == other.modifier()
+            && self.chain() == other.chain()
+            && self.raw_value() == other.raw_value()
     }
 }
 
 /// A parsed query: parameters in the order they came, repeated parameters kept apart (AND).
+///
+/// Names and values are decoded once into one buffer; parameters and values are spans of it,
+/// so parsing a typical query costs three allocations however many parameters it has.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Query {
-    params: Vec<QueryParam>,
+    text: String,
+    params: Vec<ParamSpans>,
+    values: Vec<Span>,
 }
 
 /// Why a query could not be parsed.
@@ -241,46 +293,182 @@ impl Query {
     /// let q = Query::parse("code=http://loinc.org|1234-5,8480-6&subject:Patient.name=peter&_count=10", 100).unwrap();
     /// let code = q.get("code").next().unwrap();
     /// assert_eq!(code.values().len(), 2);
-    /// assert_eq!(code.values()[0].split('|'), ["http://loinc.org", "1234-5"]);
+    /// assert_eq!(code.value(0).unwrap().split('|'), ["http://loinc.org", "1234-5"]);
     /// let subject = q.get("subject").next().unwrap();
     /// assert_eq!((subject.modifier(), subject.chain()), (Some("Patient"), Some("name")));
     /// assert_eq!(q.count(), Some(Ok(10)));
     /// ```
     pub fn parse(raw: &str, max_params: usize) -> Result<Query, QueryError> {
-        let mut params = Vec::new();
+        let mut query = Query::default();
         if raw.is_empty() {
-            return Ok(Query { params });
+            return Ok(query);
         }
-        for pair in raw.split('&') {
-            if params.len() >= max_params {
-                return Err(QueryError::TooManyParams { limit: max_params });
-            }
-            let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let full_name = form_decode(raw_name)?;
-            if full_name.is_empty() {
+        // One counting pass sizes every buffer exactly, and refuses a flood of parameters
+        // before any of them is decoded.
+        let (mut pairs, mut commas) = (1usize, 0usize);
+        for &b in raw.as_bytes() {
+            pairs += usize::from(b == b'&');
+            commas += usize::from(b == b',');
+        }
+        if pairs > max_params {
+            return Err(QueryError::TooManyParams { limit: max_params });
+        }
+        query.text.reserve(raw.len());
+        query.params.reserve_exact(pairs);
+        query.values.reserve_exact(pairs + commas);
+        let mut rest = raw;
+        loop {
+            let (pair, next) = match rest.as_bytes().iter().position(|&b| b == b'&') {
+                Some(amp) => (
+                    rest.get(..amp).unwrap_or_default(),
+                    rest.get(amp + 1..),
+                ),
+                None => (rest, None),
+            };
+            let (raw_name, raw_value) = match pair.as_bytes().iter().position(|&b| b == b'=') {
+                Some(eq) => (
+                    pair.get(..eq).unwrap_or_default(),
+                    pair.get(eq + 1..).unwrap_or_default(),
+                ),
+                None => (pair, ""),
+            };
+            let name = query.push_decoded(raw_name)?;
+            if name.start == name.end {
                 return Err(QueryError::EmptyName);
             }
-            let value = form_decode(raw_value)?;
-            if value.chars().any(char::is_control) {
-                return Err(QueryError::ControlCharacter(full_name.into_owned()));
+            let value = query.push_decoded(raw_value)?;
+            query.add_param(name, value)?;
+            match next {
+                Some(n) => rest = n,
+                None => break,
             }
-            params.push(parse_param(&full_name, value.into_owned())?);
         }
-        let query = Query { params };
         query.check_repeats()?;
         Ok(query)
     }
 
-    fn check_repeats(&self) -> Result<(), QueryError> {
-        for (i, p) in self.params.iter().enumerate() {
-            if p.kind.is_single_valued()
-                && self
-                    .params
-                    .iter()
-                    .skip(i + 1)
-                    .any(|other| other.name == p.name)
+    /// Percent-decodes a component onto the end of the buffer, reading `+` as a space.
+    fn push_decoded(&mut self, raw: &str) -> Result<Span, QueryError> {
+        let start = self.text.len();
+        let Some(first) = raw.bytes().position(|b| b == b'%' || b == b'+') else {
+            self.text.push_str(raw);
+            return Ok(Span {
+                start,
+                end: self.text.len(),
+            });
+        };
+        {
+            let mut bytes = Vec::with_capacity(raw.len());
+            bytes.extend_from_slice(raw.as_bytes().get(..first).unwrap_or_default());
+            let mut iter = raw.bytes().skip(first);
+            while let Some(b) = iter.next() {
+                match b {
+                    b'+' => bytes.push(b' '),
+                    b'%' => {
+                        let hi = iter.next().and_then(hex).ok_or(QueryError::BadEncoding)?;
+                        let lo = iter.next().and_then(hex).ok_or(QueryError::BadEncoding)?;
+                        bytes.push(hi << 4 | lo);
+                    }
+                    other => bytes.push(other),
+                }
+            }
+            let decoded = std::str::from_utf8(&bytes).map_err(|_| QueryError::BadEncoding)?;
+            self.text.push_str(decoded);
+        }
+        Ok(Span {
+            start,
+            end: self.text.len(),
+        })
+    }
+
+    fn add_param(&mut self, full: Span, value: Span) -> Result<(), QueryError> {
+        let text = self.text.as_str();
+        let full_name = text.get(full.start..full.end).unwrap_or_default();
+        let value_text = text.get(value.start..value.end).unwrap_or_default();
+        let bad = || QueryError::BadName(full_name.chars().take(64).collect());
+        // One pass over the name: validate, and find the first `:` before the first `.`.
+        let (mut colon, mut dot) = (None, None);
+        for (i, &b) in full_name.as_bytes().iter().enumerate() {
+            match b {
+                b'.' if dot.is_none() => dot = Some(i),
+                b':' if colon.is_none() && dot.is_none() => colon = Some(i),
+                b'.' | b':' | b'_' | b'-' => {}
+                b if b.is_ascii_alphanumeric() => {}
+                _ => return Err(bad()),
+            }
+        }
+        let at = |from: usize, to: usize| Span {
+            start: full.start + from,
+            end: full.start + to,
+        };
+        let len = full_name.len();
+        let (name, modifier, chain) = if full_name.starts_with("_has:") {
+            // `_has:Observation:patient:code` keeps its reverse chain whole in the modifier.
+            (at(0, 4), Some(at(5, len)), None)
+        } else {
+            let head_end = dot.unwrap_or(len);
+            let chain = dot.map(|d| at(d + 1, len));
+            match colon {
+                Some(c) => (at(0, c), Some(at(c + 1, head_end)), chain),
+                None => (at(0, head_end), None, chain),
+            }
+        };
+        let span_text = |s: Span| text.get(s.start..s.end).unwrap_or_default();
+        if name.start == name.end
+            || modifier.is_some_and(|m| m.start == m.end)
+            || chain.is_some_and(|c| span_text(c).split('.').any(str::is_empty))
+        {
+            return Err(bad());
+        }
+        let kind = ParamKind::of(span_text(name));
+        let first_value = self.values.len();
+        // One pass over the value: split on unescaped commas (`,` and `\\` are ASCII, so byte
+        // scanning keeps UTF-8 boundaries) and refuse control characters, C0 and DEL as bytes,
+        // C1 (U+0080..U+009F) as their UTF-8 form 0xC2 0x80..0x9F.
+        let value_bytes = value_text.as_bytes();
+        let mut part_start = value.start;
+        let mut escaped = false;
+        for (i, &b) in value_bytes.iter().enumerate() {
+            if b < 0x20
+                || b == 0x7f
+                || (b == 0xc2 && value_bytes.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)))
             {
-                return Err(QueryError::Repeated(p.name.clone()));
+                return Err(QueryError::ControlCharacter(full_name.chars().take(64).collect()));
+            }
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b',' {
+                self.values.push(Span {
+                    start: part_start,
+                    end: value.start + i,
+                });
+                part_start = value.start + i + 1;
+            }
+        }
+        if value.start != value.end {
+            self.values.push(Span {
+                start: part_start,
+                end: value.end,
+            });
+        }
+        self.params.push(ParamSpans {
+            name,
+            modifier,
+            chain,
+            kind,
+            raw_value: value,
+            values: (first_value, self.values.len()),
+        });
+        Ok(())
+    }
+
+    fn check_repeats(&self) -> Result<(), QueryError> {
+        for (i, p) in self.params().enumerate() {
+            if p.kind().is_single_valued() && self.params().skip(i + 1).any(|o| o.name() == p.name())
+            {
+                return Err(QueryError::Repeated(p.name().to_owned()));
             }
         }
         Ok(())
@@ -288,23 +476,42 @@ impl Query {
 
     /// Appends the parameters of another query (a `POST _search` form body after the URL's).
     pub(crate) fn extend(&mut self, other: Query) -> Result<(), QueryError> {
-        self.params.extend(other.params);
+        let text_shift = self.text.len();
+        let value_shift = self.values.len();
+        self.text.push_str(&other.text);
+        self.values
+            .extend(other.values.iter().map(|v| v.shifted(text_shift)));
+        self.params.extend(other.params.into_iter().map(|p| ParamSpans {
+            name: p.name.shifted(text_shift),
+            modifier: p.modifier.map(|s| s.shifted(text_shift)),
+            chain: p.chain.map(|s| s.shifted(text_shift)),
+            kind: p.kind,
+            raw_value: p.raw_value.shifted(text_shift),
+            values: (p.values.0 + value_shift, p.values.1 + value_shift),
+        }));
         self.check_repeats()
     }
 
     /// Every parameter, in order.
-    pub fn params(&self) -> &[QueryParam] {
-        &self.params
+    pub fn params(&self) -> impl ExactSizeIterator<Item = QueryParam<'_>> + '_ {
+        self.params.iter().map(move |spans| QueryParam { query: self, spans })
+    }
+
+    /// The `index`th parameter.
+    pub fn param(&self, index: usize) -> Option<QueryParam<'_>> {
+        self.params
+            .get(index)
+            .map(|spans| QueryParam { query: self, spans })
     }
 
     /// The parameters with this name, in order (a repeated name means AND).
-    pub fn get<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a QueryParam> + 'a {
-        self.params.iter().filter(move |p| p.name == name)
+    pub fn get<'a>(&'a self, name: &'a str) -> impl Iterator<Item = QueryParam<'a>> + 'a {
+        self.params().filter(move |p| p.name() == name)
     }
 
     /// The parameters of this kind, in order.
-    pub fn of_kind(&self, kind: ParamKind) -> impl Iterator<Item = &QueryParam> + '_ {
-        self.params.iter().filter(move |p| p.kind == kind)
+    pub fn of_kind(&self, kind: ParamKind) -> impl Iterator<Item = QueryParam<'_>> + '_ {
+        self.params().filter(move |p| p.kind() == kind)
     }
 
     /// Whether there are no parameters.
@@ -334,76 +541,17 @@ impl Query {
     }
 
     fn single(&self, kind: ParamKind) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|p| p.kind == kind)
-            .map(|p| p.raw_value.as_str())
+        self.of_kind(kind).next().map(|p| p.raw_value())
     }
 }
 
-fn parse_param(full_name: &str, raw_value: String) -> Result<QueryParam, QueryError> {
-    let bad = || QueryError::BadName(full_name.chars().take(64).collect());
-    if !full_name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.'))
-    {
-        return Err(bad());
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
     }
-    let (name, modifier, chain) = if let Some(rest) = full_name.strip_prefix("_has:") {
-        // `_has:Observation:patient:code` keeps its reverse chain whole in the modifier.
-        ("_has", Some(rest.to_owned()), None)
-    } else {
-        let (head, chain) = match full_name.split_once('.') {
-            Some((head, chain)) => (head, Some(chain.to_owned())),
-            None => (full_name, None),
-        };
-        match head.split_once(':') {
-            Some((name, modifier)) => (name, Some(modifier.to_owned()), chain),
-            None => (head, None, chain),
-        }
-    };
-    if name.is_empty()
-        || modifier.as_deref().is_some_and(str::is_empty)
-        || chain
-            .as_deref()
-            .is_some_and(|c| c.is_empty() || c.split('.').any(str::is_empty))
-    {
-        return Err(bad());
-    }
-    let kind = ParamKind::of(name);
-    let values = if raw_value.is_empty() {
-        Vec::new()
-    } else {
-        split_unescaped(&raw_value, ',')
-            .into_iter()
-            .map(|v| SearchValue::new(v.to_owned()))
-            .collect()
-    };
-    Ok(QueryParam {
-        name: name.to_owned(),
-        modifier,
-        chain,
-        kind,
-        raw_value,
-        values,
-    })
-}
-
-/// Percent-decodes a query component, reading `+` as a space.
-fn form_decode(raw: &str) -> Result<Cow<'_, str>, QueryError> {
-    let plus_free: Cow<'_, str> = if raw.contains('+') {
-        Cow::Owned(raw.replace('+', " "))
-    } else {
-        Cow::Borrowed(raw)
-    };
-    if !plus_free.contains('%') {
-        return Ok(plus_free);
-    }
-    check_percent_triplets(&plus_free)?;
-    let decoded = percent_decode(plus_free.as_bytes())
-        .decode_utf8()
-        .map_err(|_| QueryError::BadEncoding)?;
-    Ok(Cow::Owned(decoded.into_owned()))
 }
 
 /// `percent_decode` passes a malformed `%zz` through as text; servers differ on that, so a
@@ -428,8 +576,8 @@ pub(crate) fn check_percent_triplets(s: &str) -> Result<(), QueryError> {
     Ok(())
 }
 
-fn split_unescaped(raw: &str, separator: char) -> Vec<&str> {
-    let mut parts = Vec::new();
+/// Calls `f` with each part of `raw` between unescaped `separator`s.
+fn for_each_unescaped<'a>(raw: &'a str, separator: char, mut f: impl FnMut(&'a str)) {
     let mut start = 0;
     let mut escaped = false;
     for (i, c) in raw.char_indices() {
@@ -438,12 +586,11 @@ fn split_unescaped(raw: &str, separator: char) -> Vec<&str> {
         } else if c == '\\' {
             escaped = true;
         } else if c == separator {
-            parts.push(raw.get(start..i).unwrap_or_default());
+            f(raw.get(start..i).unwrap_or_default());
             start = i + c.len_utf8();
         }
     }
-    parts.push(raw.get(start..).unwrap_or_default());
-    parts
+    f(raw.get(start..).unwrap_or_default());
 }
 
 fn unescape(raw: &str) -> String {
@@ -477,6 +624,7 @@ mod tests {
         let q = Query::parse("date=ge2020&date=lt2021&status=final,amended", 10).unwrap();
         assert_eq!(q.get("date").count(), 2);
         assert_eq!(q.get("status").next().unwrap().values().len(), 2);
+        assert_eq!(q.get("date").nth(1).unwrap().raw_value(), "lt2021");
     }
 
     #[test]
@@ -485,8 +633,8 @@ mod tests {
         let q = Query::parse("code=a%5C,b,c%5C|d%7Ce", 10).unwrap();
         let p = q.get("code").next().unwrap();
         assert_eq!(p.values().len(), 2);
-        assert_eq!(p.values()[0].text(), "a,b");
-        assert_eq!(p.values()[1].split('|'), ["c|d", "e"]);
+        assert_eq!(p.value(0).unwrap().text(), "a,b");
+        assert_eq!(p.value(1).unwrap().split('|'), ["c|d", "e"]);
     }
 
     #[test]
@@ -500,7 +648,7 @@ mod tests {
     #[test]
     fn has_keeps_its_chain() {
         let q = Query::parse("_has:Observation:patient:code=1234-5", 10).unwrap();
-        let p = &q.params()[0];
+        let p = q.param(0).unwrap();
         assert_eq!((p.kind(), p.modifier()), (ParamKind::Has, Some("Observation:patient:code")));
     }
 
