@@ -11,6 +11,8 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use fhirwall::classify::ClassifyLayer;
+use fhirwall::fhir::Classifier;
 use fhirwall_demo::{router, sample, upstream_router, DemoConfig, MemoryStore};
 
 const USAGE: &str = "\
@@ -96,8 +98,9 @@ async fn main() -> ExitCode {
         },
     };
 
-    // fhirwall layers are added here, outermost first:
-    //     let app = app.layer(...);
+    // fhirwall layers, outermost first. axum applies the last `.layer` call outermost, so they
+    // are listed here innermost first.
+    let app = app.layer(ClassifyLayer::new(Classifier::new(&config.base_path)));
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
@@ -119,6 +122,10 @@ async fn main() -> ExitCode {
     );
     println!("  curl -s {base}/Patient/pat-ssn");
     println!("  curl -s '{base}/Patient/pat-1/$everything'");
+    println!("refused by fhirwall before reaching the server:");
+    println!("  curl -si {base}/patient/pat-1          # 404: not an R4 resource type");
+    println!("  curl -si {base}/Patient%2Fpat-1        # 400: encoded slash");
+    println!("  curl -si -X DELETE {base}/Patient/pat-1 -H 'X-HTTP-Method-Override: GET'  # 400");
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, service).await {
         eprintln!("gateway: server error: {e}");
