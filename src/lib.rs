@@ -76,9 +76,13 @@ pub mod classify;
 pub mod fhir;
 #[cfg(feature = "mtls")]
 pub mod identity;
+#[cfg(feature = "limit")]
+pub mod limit;
 pub mod net;
 #[cfg(feature = "smart")]
 pub mod smart;
+#[cfg(feature = "validate")]
+pub mod validate;
 
 // The README's examples compile as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,1 @@
+//! Per-client query budgets (feature `limit`).

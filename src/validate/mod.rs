@@ -1,0 +1,1 @@
+//! Request-side input validation (feature `validate`).
