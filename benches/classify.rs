@@ -21,12 +21,18 @@ fn bench(c: &mut Criterion) {
     group.bench_function("uri_parse_and_classify", |b| {
         b.iter(|| {
             let uri: Uri = black_box(TARGET).parse().unwrap();
-            classifier.classify(&Method::GET, &uri, &headers, b"").unwrap()
+            classifier
+                .classify(&Method::GET, &uri, &headers, b"")
+                .unwrap()
         })
     });
     let uri: Uri = TARGET.parse().unwrap();
     group.bench_function("classify_only", |b| {
-        b.iter(|| classifier.classify(&Method::GET, black_box(&uri), &headers, b"").unwrap())
+        b.iter(|| {
+            classifier
+                .classify(&Method::GET, black_box(&uri), &headers, b"")
+                .unwrap()
+        })
     });
     let raw = uri.query().unwrap();
     group.bench_function("query_parse_only", |b| {

@@ -1,5 +1,23 @@
 //! The body type fhirwall's layers hand on: either the body they were given, or one they built
 //! (a refusal, a buffered request body, a filtered response).
+//!
+//! ```
+//! use bytes::Bytes;
+//! use fhirwall::body::{full_response, FhirBody};
+//! use fhirwall::fhir::{IssueType, OperationOutcome};
+//! use http::StatusCode;
+//! use http_body_util::Empty;
+//!
+//! // A layer over a service whose responses have body type `Empty<Bytes>` answers with
+//! // `Response<FhirBody<Empty<Bytes>>>`, whether it refuses or passes the response on.
+//! let refusal: http::Response<FhirBody<Empty<Bytes>>> = full_response(
+//!     OperationOutcome::error(IssueType::Forbidden, "not allowed").into_response(StatusCode::FORBIDDEN),
+//! );
+//! let passed: http::Response<FhirBody<Empty<Bytes>>> =
+//!     http::Response::new(Empty::new()).map(FhirBody::inner);
+//! assert_eq!(refusal.status(), 403);
+//! assert_eq!(passed.status(), 200);
+//! ```
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};

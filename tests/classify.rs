@@ -1,5 +1,10 @@
 //! Table-driven request classification (FHIR R4 §3.1.0 "RESTful API"): tests/data/classify.txt.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use fhirwall::fhir::{Classifier, FhirRequest, OperationLevel};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -9,9 +14,14 @@ fn expand(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some(start) = rest.find('{') {
-        let Some(end) = rest[start..].find('}') else { break };
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
         let inner = &rest[start + 1..start + end];
-        match inner.rsplit_once('*').and_then(|(t, n)| Some((t, n.parse::<usize>().ok()?))) {
+        match inner
+            .rsplit_once('*')
+            .and_then(|(t, n)| Some((t, n.parse::<usize>().ok()?)))
+        {
             Some((text, n)) => {
                 out.push_str(&rest[..start]);
                 out.push_str(&text.repeat(n));
@@ -45,7 +55,11 @@ fn describe(r: &FhirRequest) -> Vec<String> {
     }
     if let Some(c) = r.compartment() {
         let target = c.target.map_or("*", |t| t.as_str());
-        d.push(format!("compartment={}/{}/{target}", c.resource_type.as_str(), c.id));
+        d.push(format!(
+            "compartment={}/{}/{target}",
+            c.resource_type.as_str(),
+            c.id
+        ));
     }
     if r.is_conditional() {
         d.push("conditional".into());
@@ -84,11 +98,15 @@ fn classification_cases() {
         };
         let mut tokens = request.split_whitespace();
         let method = Method::from_bytes(tokens.next().unwrap().as_bytes()).unwrap();
-        let uri: Uri = expand(tokens.next().unwrap()).parse().expect("test URI parses");
+        let uri: Uri = expand(tokens.next().unwrap())
+            .parse()
+            .expect("test URI parses");
         let mut headers = HeaderMap::new();
         for t in tokens {
             let (name, value) = t.strip_prefix("header:").unwrap().split_once('=').unwrap();
-            let value = percent_encoding::percent_decode_str(value).decode_utf8().unwrap();
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .unwrap();
             headers.append(
                 HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).unwrap(),
                 HeaderValue::from_str(&value).unwrap(),
@@ -98,7 +116,8 @@ fn classification_cases() {
         let expected = expand(expected);
         let ok = match &got {
             Ok(r) => {
-                let mut want: Vec<String> = expected.split_whitespace().map(str::to_owned).collect();
+                let mut want: Vec<String> =
+                    expected.split_whitespace().map(str::to_owned).collect();
                 if !want.iter().any(|w| w.starts_with("params=")) {
                     want.push("params=0".into());
                 }
@@ -115,12 +134,22 @@ fn classification_cases() {
         if !ok {
             let have = match &got {
                 Ok(r) => describe(r).join(" "),
-                Err(e) => format!("{} {} ({})", e.status().as_u16(), e.kind().as_str(), e.text()),
+                Err(e) => format!(
+                    "{} {} ({})",
+                    e.status().as_u16(),
+                    e.kind().as_str(),
+                    e.text()
+                ),
             };
             failures.push(format!("line {}: {line}\n    got: {have}", n + 1));
         }
     }
     assert!(count >= 150, "only {count} cases");
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     println!("{count} classification cases passed");
 }

@@ -18,7 +18,11 @@ async fn echo(request: Request) -> String {
     let fhir = request.extensions().get::<FhirRequest>().cloned();
     let body = request.into_body().collect().await.unwrap().to_bytes();
     let fhir = fhir.expect("every request reaching the handler is classified");
-    let entries: Vec<&str> = fhir.entries().iter().map(|e| e.request.interaction().as_str()).collect();
+    let entries: Vec<&str> = fhir
+        .entries()
+        .iter()
+        .map(|e| e.request.interaction().as_str())
+        .collect();
     format!(
         "{} params={} entries={} body={}",
         fhir.interaction(),
@@ -45,7 +49,9 @@ async fn send(app: Router, request: http::Request<Body>) -> (StatusCode, http::H
 
 #[tokio::test]
 async fn read_reaches_the_handler_classified() {
-    let request = http::Request::get("/fhir/Patient/1?_format=json").body(Body::empty()).unwrap();
+    let request = http::Request::get("/fhir/Patient/1?_format=json")
+        .body(Body::empty())
+        .unwrap();
     let (status, _, body) = send(app(Classifier::new("/fhir")), request).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "read params=1 entries= body=");
@@ -53,7 +59,9 @@ async fn read_reaches_the_handler_classified() {
 
 #[tokio::test]
 async fn unknown_type_is_refused_before_the_handler() {
-    let request = http::Request::get("/fhir/patient/1").body(Body::empty()).unwrap();
+    let request = http::Request::get("/fhir/patient/1")
+        .body(Body::empty())
+        .unwrap();
     let (status, headers, body) = send(app(Classifier::new("/fhir")), request).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(headers["content-type"], "application/fhir+json");
@@ -65,7 +73,9 @@ async fn unknown_type_is_refused_before_the_handler() {
 #[tokio::test]
 async fn method_not_allowed_names_the_allowed_methods() {
     // RFC 9110 §15.5.6: 405 carries Allow.
-    let request = http::Request::post("/fhir/metadata").body(Body::empty()).unwrap();
+    let request = http::Request::post("/fhir/metadata")
+        .body(Body::empty())
+        .unwrap();
     let (status, headers, _) = send(app(Classifier::new("/fhir")), request).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(headers["allow"], "GET, HEAD");
@@ -80,7 +90,10 @@ async fn transaction_body_is_classified_and_handed_on_byte_exact() {
         .unwrap();
     let (status, _, body) = send(app(Classifier::new("/fhir")), request).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, format!("transaction params=0 entries=create,read body={bundle}"));
+    assert_eq!(
+        body,
+        format!("transaction params=0 entries=create,read body={bundle}")
+    );
 }
 
 #[tokio::test]
@@ -119,7 +132,9 @@ async fn chunked_oversized_body_is_refused() {
 }
 
 /// A tiny stream over an iterator (keeps futures-util out of the dev-dependencies).
-fn futures_stream<I: Iterator + Unpin>(iter: I) -> impl futures_core_stream::Stream<Item = I::Item> {
+fn futures_stream<I: Iterator + Unpin>(
+    iter: I,
+) -> impl futures_core_stream::Stream<Item = I::Item> {
     futures_core_stream::IterStream(iter)
 }
 
@@ -141,10 +156,18 @@ async fn every_interaction_kind_reaches_the_handler() {
     for (method, uri, want) in [
         ("GET", "/fhir/metadata", Interaction::Capabilities),
         ("GET", "/fhir/Patient/1/_history/2", Interaction::VRead),
-        ("GET", "/fhir/Patient/1/Observation", Interaction::SearchCompartment),
+        (
+            "GET",
+            "/fhir/Patient/1/Observation",
+            Interaction::SearchCompartment,
+        ),
         ("DELETE", "/fhir/Patient?identifier=x", Interaction::Delete),
     ] {
-        let request = http::Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        let request = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
         let (status, _, body) = send(app(Classifier::new("/fhir")), request).await;
         assert_eq!(status, StatusCode::OK, "{uri}");
         assert!(body.starts_with(want.as_str()), "{uri}: {body}");

@@ -1,6 +1,11 @@
 //! Shared bench support: every fhirwall benchmark reports a ratio against a baseline measured in
 //! the same run, because absolute times on shared machines mean little.
-#![allow(dead_code, clippy::print_stdout, clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 

@@ -52,8 +52,10 @@ pub(crate) fn classify_entries(
         Some("batch") => Interaction::Batch,
         Some("transaction") => Interaction::Transaction,
         _ => {
-            return Err(bad("POST to the base needs a Bundle of type batch or transaction")
-                .at("Bundle.type"))
+            return Err(
+                bad("POST to the base needs a Bundle of type batch or transaction")
+                    .at("Bundle.type"),
+            )
         }
     };
     let entries = head.entry.unwrap_or_default();
@@ -66,9 +68,9 @@ pub(crate) fn classify_entries(
     let mut out = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
         let at = format!("Bundle.entry[{index}].request");
-        let request = entry
-            .request
-            .ok_or_else(|| bad("every batch or transaction entry needs a request").at(at.clone()))?;
+        let request = entry.request.ok_or_else(|| {
+            bad("every batch or transaction entry needs a request").at(at.clone())
+        })?;
         let method = entry_method(&request.method)
             .ok_or_else(|| bad("entry.request.method is not an R4 HTTP verb").at(at.clone()))?;
         if request.url.contains("://") || request.url.starts_with('/') {

@@ -247,7 +247,9 @@ impl Classifier {
                 "the path is not under the FHIR base path",
             )
         };
-        let after = path.strip_prefix(self.base_path.as_str()).ok_or_else(outside)?;
+        let after = path
+            .strip_prefix(self.base_path.as_str())
+            .ok_or_else(outside)?;
         if after.is_empty() {
             return Ok("");
         }
@@ -355,7 +357,10 @@ fn operation(segment: &str, level: OperationLevel) -> Result<Option<Operation>, 
 }
 
 fn is_json(content_type: Option<&str>) -> bool {
-    matches!(media_type(content_type).as_deref(), Some("application/fhir+json" | "application/json"))
+    matches!(
+        media_type(content_type).as_deref(),
+        Some("application/fhir+json" | "application/json")
+    )
 }
 
 fn media_type(content_type: Option<&str>) -> Option<String> {
@@ -387,7 +392,9 @@ fn route(
         [] if get => new(I::SearchSystem),
         [] if post => {
             if !is_json(content_type) {
-                return Err(unsupported_media("a batch or transaction must be a FHIR JSON Bundle"));
+                return Err(unsupported_media(
+                    "a batch or transaction must be a FHIR JSON Bundle",
+                ));
             }
             *pending = Some(BodyKind::Bundle);
             new(I::Batch)
@@ -574,7 +581,10 @@ fn operation_request(
     Ok(r)
 }
 
-fn form_body(content_type: Option<&str>, pending: &mut Option<BodyKind>) -> Result<(), Unclassified> {
+fn form_body(
+    content_type: Option<&str>,
+    pending: &mut Option<BodyKind>,
+) -> Result<(), Unclassified> {
     if media_type(content_type).as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(unsupported_media(
             "POST _search needs an application/x-www-form-urlencoded body",

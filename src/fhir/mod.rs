@@ -27,7 +27,9 @@ pub mod tables;
 mod unclassified;
 
 pub use classify::{Classification, Classifier, PendingBody};
-pub use interaction::{BundleEntry, Compartment, FhirRequest, Interaction, Operation, OperationLevel};
+pub use interaction::{
+    BundleEntry, Compartment, FhirRequest, Interaction, Operation, OperationLevel,
+};
 pub use outcome::{Issue, IssueSeverity, IssueType, OperationOutcome, FHIR_JSON, MAX_TEXT_LEN};
 pub use query::{ParamKind, Query, QueryError, QueryParam, SearchValue};
 pub use tables::ResourceType;

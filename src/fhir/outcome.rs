@@ -325,7 +325,10 @@ impl Serialize for OperationOutcome {
         if self.issues.is_empty() {
             map.serialize_entry(
                 "issue",
-                &[Issue::new(IssueSeverity::Information, IssueType::Informational)],
+                &[Issue::new(
+                    IssueSeverity::Information,
+                    IssueType::Informational,
+                )],
             )?;
         } else {
             map.serialize_entry("issue", &self.issues)?;
@@ -340,12 +343,11 @@ mod tests {
 
     #[test]
     fn serializes_r4_shape() {
-        let oo = OperationOutcome::error(IssueType::Invalid, "bad id")
-            .with_issue(
-                Issue::new(IssueSeverity::Warning, IssueType::Value)
-                    .with_diagnostics("d")
-                    .with_expression("Patient.id"),
-            );
+        let oo = OperationOutcome::error(IssueType::Invalid, "bad id").with_issue(
+            Issue::new(IssueSeverity::Warning, IssueType::Value)
+                .with_diagnostics("d")
+                .with_expression("Patient.id"),
+        );
         let v: serde_json::Value = serde_json::from_slice(&oo.to_json()).unwrap();
         assert_eq!(
             v,
@@ -362,7 +364,8 @@ mod tests {
     #[test]
     fn empty_outcome_still_has_an_issue() {
         // FHIR R4 OperationOutcome.issue is 1..*.
-        let v: serde_json::Value = serde_json::from_slice(&OperationOutcome::new().to_json()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&OperationOutcome::new().to_json()).unwrap();
         assert_eq!(v["issue"].as_array().unwrap().len(), 1);
     }
 

@@ -27,7 +27,10 @@ pub(crate) struct Segments<'a> {
 impl<'a> Segments<'a> {
     /// The segments as string slices, for matching.
     pub(crate) fn as_strs(&self) -> ([&str; MAX_SEGMENTS], usize) {
-        (std::array::from_fn(|i| self.items.get(i).map_or("", |s| s.as_ref())), self.len)
+        (
+            std::array::from_fn(|i| self.items.get(i).map_or("", |s| s.as_ref())),
+            self.len,
+        )
     }
 }
 
@@ -58,7 +61,9 @@ pub(crate) fn segments(rest: &str) -> Result<Segments<'_>, Unclassified> {
 
 fn segment(raw: &str) -> Result<Cow<'_, str>, Unclassified> {
     if raw.is_empty() {
-        return Err(bad("the path has an empty segment (double or trailing slash)"));
+        return Err(bad(
+            "the path has an empty segment (double or trailing slash)",
+        ));
     }
     if raw.contains(';') {
         return Err(bad("path parameters (';') are not allowed"));
@@ -76,7 +81,9 @@ fn segment(raw: &str) -> Result<Cow<'_, str>, Unclassified> {
         Cow::Borrowed(raw)
     };
     if decoded.contains(['/', '\\']) {
-        return Err(bad("encoded slashes and backslashes are not allowed in the path"));
+        return Err(bad(
+            "encoded slashes and backslashes are not allowed in the path",
+        ));
     }
     if decoded.contains('%') {
         // Only a `%25` produces a `%` here: a double-encoded path that a second decoder
@@ -97,8 +104,7 @@ fn segment(raw: &str) -> Result<Cow<'_, str>, Unclassified> {
 /// Whether `s` is a FHIR id: `[A-Za-z0-9\-\.]{1,64}` (FHIR R4 §2.24.0.1 "id" primitive).
 pub(crate) fn is_fhir_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 

@@ -179,7 +179,10 @@ pub struct QueryParam<'a> {
 
 impl<'a> QueryParam<'a> {
     fn text(&self, span: Span) -> &'a str {
-        self.query.text.get(span.start..span.end).unwrap_or_default()
+        self.query
+            .text
+            .get(span.start..span.end)
+            .unwrap_or_default()
     }
 
     /// The parameter's code (`subject` in `subject:Patient.name=x`; `_has` for reverse chains).
@@ -319,10 +322,7 @@ impl Query {
         let mut rest = raw;
         loop {
             let (pair, next) = match rest.as_bytes().iter().position(|&b| b == b'&') {
-                Some(amp) => (
-                    rest.get(..amp).unwrap_or_default(),
-                    rest.get(amp + 1..),
-                ),
+                Some(amp) => (rest.get(..amp).unwrap_or_default(), rest.get(amp + 1..)),
                 None => (rest, None),
             };
             let (raw_name, raw_value) = match pair.as_bytes().iter().position(|&b| b == b'=') {
@@ -431,9 +431,14 @@ impl Query {
         for (i, &b) in value_bytes.iter().enumerate() {
             if b < 0x20
                 || b == 0x7f
-                || (b == 0xc2 && value_bytes.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)))
+                || (b == 0xc2
+                    && value_bytes
+                        .get(i + 1)
+                        .is_some_and(|n| (0x80..0xa0).contains(n)))
             {
-                return Err(QueryError::ControlCharacter(full_name.chars().take(64).collect()));
+                return Err(QueryError::ControlCharacter(
+                    full_name.chars().take(64).collect(),
+                ));
             }
             if escaped {
                 escaped = false;
@@ -466,7 +471,8 @@ impl Query {
 
     fn check_repeats(&self) -> Result<(), QueryError> {
         for (i, p) in self.params().enumerate() {
-            if p.kind().is_single_valued() && self.params().skip(i + 1).any(|o| o.name() == p.name())
+            if p.kind().is_single_valued()
+                && self.params().skip(i + 1).any(|o| o.name() == p.name())
             {
                 return Err(QueryError::Repeated(p.name().to_owned()));
             }
@@ -481,20 +487,23 @@ impl Query {
         self.text.push_str(&other.text);
         self.values
             .extend(other.values.iter().map(|v| v.shifted(text_shift)));
-        self.params.extend(other.params.into_iter().map(|p| ParamSpans {
-            name: p.name.shifted(text_shift),
-            modifier: p.modifier.map(|s| s.shifted(text_shift)),
-            chain: p.chain.map(|s| s.shifted(text_shift)),
-            kind: p.kind,
-            raw_value: p.raw_value.shifted(text_shift),
-            values: (p.values.0 + value_shift, p.values.1 + value_shift),
-        }));
+        self.params
+            .extend(other.params.into_iter().map(|p| ParamSpans {
+                name: p.name.shifted(text_shift),
+                modifier: p.modifier.map(|s| s.shifted(text_shift)),
+                chain: p.chain.map(|s| s.shifted(text_shift)),
+                kind: p.kind,
+                raw_value: p.raw_value.shifted(text_shift),
+                values: (p.values.0 + value_shift, p.values.1 + value_shift),
+            }));
         self.check_repeats()
     }
 
     /// Every parameter, in order.
     pub fn params(&self) -> impl ExactSizeIterator<Item = QueryParam<'_>> + '_ {
-        self.params.iter().map(move |spans| QueryParam { query: self, spans })
+        self.params
+            .iter()
+            .map(move |spans| QueryParam { query: self, spans })
     }
 
     /// The `index`th parameter.
@@ -649,12 +658,18 @@ mod tests {
     fn has_keeps_its_chain() {
         let q = Query::parse("_has:Observation:patient:code=1234-5", 10).unwrap();
         let p = q.param(0).unwrap();
-        assert_eq!((p.kind(), p.modifier()), (ParamKind::Has, Some("Observation:patient:code")));
+        assert_eq!(
+            (p.kind(), p.modifier()),
+            (ParamKind::Has, Some("Observation:patient:code"))
+        );
     }
 
     #[test]
     fn malformed_percent_is_refused() {
         assert_eq!(Query::parse("name=%zz", 10), Err(QueryError::BadEncoding));
-        assert_eq!(Query::parse("name=%C3%28", 10), Err(QueryError::BadEncoding));
+        assert_eq!(
+            Query::parse("name=%C3%28", 10),
+            Err(QueryError::BadEncoding)
+        );
     }
 }
