@@ -79,6 +79,8 @@ pub mod identity;
 #[cfg(feature = "limit")]
 pub mod limit;
 pub mod net;
+#[cfg(feature = "redact")]
+pub mod redact;
 #[cfg(feature = "smart")]
 pub mod smart;
 #[cfg(feature = "validate")]

@@ -1,0 +1,1 @@
+//! FHIR-aware response redaction (feature `redact`).
