@@ -71,9 +71,13 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 #![warn(unreachable_pub)]
 
+#[cfg(feature = "audit")]
+pub mod audit;
 pub mod body;
 pub mod classify;
 pub mod fhir;
+#[cfg(feature = "firewall")]
+pub mod firewall;
 #[cfg(feature = "mtls")]
 pub mod identity;
 #[cfg(feature = "limit")]

@@ -1,0 +1,1 @@
+//! One audit record per request (feature `audit`).

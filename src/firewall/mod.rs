@@ -1,0 +1,1 @@
+//! IP allowlists, declared routes, sunsets and transport rules (feature `firewall`).
