@@ -1,6 +1,6 @@
 //! # fhirwall
 //!
-//! Composable [tower] layers that put a firewall around FHIR R4 REST APIs.
+//! Composable [tower](https://docs.rs/tower) layers that put a firewall around FHIR R4 REST APIs.
 //!
 //! Health APIs leak patient records through the same few holes again and again: broken
 //! authentication and authorization, data shown to clients that should never see it, injected
