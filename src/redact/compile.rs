@@ -1,0 +1,422 @@
+//! [`Redactor`]: a [`Policy`] checked against the R4 tables and ready to run, and the
+//! [`Plan`] it makes for one caller.
+
+use super::path::{ElementPath, Step};
+use super::policy::{Action, Caller, CallerMatch, LabelRule, Policy, Required, Rule};
+use crate::fhir::tables::{self, ElementDef};
+use crate::fhir::ResourceType;
+use http::Extensions;
+use std::fmt;
+use std::sync::Arc;
+
+/// Default largest body the redactor reads: 16 MiB.
+pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
+/// Default deepest JSON nesting accepted: 100 (FHIR resources rarely pass 20).
+pub const DEFAULT_MAX_DEPTH: usize = 100;
+/// The hard ceiling on [`Redactor::max_depth`], keeping the walk's recursion shallow.
+pub const MAX_DEPTH_CEILING: usize = 512;
+
+/// Why a policy was refused when compiled. The text names the rule and path at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid redaction policy: {0}")]
+pub struct PolicyError(pub String);
+
+/// What a custom predicate sees: the request extensions (where the identity and SMART layers
+/// put who is asking) and the caller built so far.
+pub type Predicate = dyn Fn(&Extensions, &Caller) -> bool + Send + Sync;
+
+/// An element action after compilation.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ElemAction {
+    Remove,
+    /// Masks; the bytes of the fixed value, if any.
+    Mask(Option<Vec<u8>>),
+    YearOnly,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Selector {
+    pub(crate) root: Option<String>,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) action: ElemAction,
+    /// Remove on a required element masks instead.
+    pub(crate) required: bool,
+    pub(crate) rule: usize,
+}
+
+pub(crate) struct Inner {
+    pub(crate) policy: Policy,
+    pub(crate) selectors: Vec<Selector>,
+    predicates: Vec<(String, Arc<Predicate>)>,
+    pub(crate) max_body: usize,
+    pub(crate) max_depth: usize,
+}
+
+/// A compiled redaction [`Policy`]; cheap to clone (shared behind an `Arc`).
+///
+/// ```
+/// use fhirwall::redact::{Action, Caller, Policy, Redacted, Redactor, Rule};
+///
+/// let policy = Policy {
+///     rules: vec![Rule::new(["Patient.telecom"], Action::Remove).unwrap()],
+///     ..Policy::default()
+/// };
+/// let redactor = Redactor::new(policy).unwrap();
+/// let plan = redactor.plan(&Caller::anonymous());
+/// let out = plan.redact(br#"{"resourceType":"Patient","telecom":[{"value":"1"}],"active":true}"#).unwrap();
+/// let Redacted::Changed { body, .. } = out else { panic!() };
+/// assert_eq!(
+///     std::str::from_utf8(&body).unwrap(),
+///     r#"{"resourceType":"Patient","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"REDACTED"}]},"active":true}"#
+/// );
+/// ```
+#[derive(Clone)]
+pub struct Redactor {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("policy", &self.inner.policy)
+            .field(
+                "predicates",
+                &self
+                    .inner
+                    .predicates
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>(),
+            )
+            .field("max_body", &self.inner.max_body)
+            .field("max_depth", &self.inner.max_depth)
+            .finish()
+    }
+}
+
+/// The R4 element definition a path names, following data types (`Patient.name.family` is
+/// `HumanName.family`) and content references.
+fn resolve(path: &ElementPath) -> Result<Option<&'static ElementDef>, String> {
+    let Some(root) = path.root() else {
+        return Ok(None);
+    };
+    if ResourceType::from_name(root).is_none() {
+        return Err(format!("unknown resource type {root}"));
+    }
+    let mut current = root.to_string();
+    let mut def: Option<&'static ElementDef> = None;
+    for step in path.steps() {
+        let Step::Element { name, choice, .. } = step else {
+            return Ok(None);
+        };
+        let seg = if *choice {
+            format!("{name}[x]")
+        } else {
+            name.clone()
+        };
+        let direct = format!("{current}.{seg}");
+        if let Some(found) = tables::element(&direct) {
+            def = Some(found);
+            current = found
+                .content_reference
+                .map(|r| r.trim_start_matches('#').to_string())
+                .unwrap_or(direct);
+            continue;
+        }
+        let via_type = def
+            .and_then(|d| match d.types {
+                [one] if !matches!(*one, "BackboneElement" | "Element") => Some(*one),
+                _ => None,
+            })
+            .map(|t| format!("{t}.{seg}"))
+            .and_then(|p| tables::element(&p).map(|d| (p, d)));
+        match via_type {
+            Some((p, found)) => {
+                def = Some(found);
+                current = found
+                    .content_reference
+                    .map(|r| r.trim_start_matches('#').to_string())
+                    .unwrap_or(p);
+            }
+            None => return Err(format!("{path}: no element {seg} under {current}")),
+        }
+    }
+    Ok(def)
+}
+
+fn mask_value_fits(def: Option<&ElementDef>, value: &serde_json::Value) -> bool {
+    let Some(def) = def else {
+        return !value.is_object() && !value.is_array() && !value.is_null();
+    };
+    def.types.iter().any(|t| match *t {
+        "boolean" => value.is_boolean(),
+        "integer" | "positiveInt" | "unsignedInt" => value.is_i64() || value.is_u64(),
+        "decimal" => value.is_number(),
+        "string" | "code" | "uri" | "url" | "canonical" | "id" | "oid" | "uuid" | "markdown"
+        | "base64Binary" | "date" | "dateTime" | "instant" | "time" => value.is_string(),
+        _ => false,
+    })
+}
+
+impl Redactor {
+    /// Compiles a policy: every path must name an R4 element of its root type (so a typo can't
+    /// silently disable a redaction), and mask values must fit the element's type.
+    pub fn new(policy: Policy) -> Result<Self, PolicyError> {
+        let mut selectors = Vec::new();
+        for (index, rule) in policy.rules.iter().enumerate() {
+            compile_rule(index, rule, &mut selectors)?;
+        }
+        Ok(Redactor {
+            inner: Arc::new(Inner {
+                policy,
+                selectors,
+                predicates: Vec::new(),
+                max_body: DEFAULT_MAX_BODY,
+                max_depth: DEFAULT_MAX_DEPTH,
+            }),
+        })
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        // Builders run before the redactor is shared; a shared one is copied first.
+        if Arc::get_mut(&mut self.inner).is_none() {
+            let copy = Inner {
+                policy: self.inner.policy.clone(),
+                selectors: self.inner.selectors.clone(),
+                predicates: self.inner.predicates.clone(),
+                max_body: self.inner.max_body,
+                max_depth: self.inner.max_depth,
+            };
+            self.inner = Arc::new(copy);
+        }
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner,
+            None => unreachable_inner(),
+        }
+    }
+
+    /// Registers a named custom predicate that [`CallerMatch::predicates`] can refer to. It
+    /// runs on the request, before the inner service is called.
+    pub fn predicate(
+        mut self,
+        name: impl Into<String>,
+        predicate: impl Fn(&Extensions, &Caller) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.inner_mut()
+            .predicates
+            .push((name.into(), Arc::new(predicate)));
+        self
+    }
+
+    /// The largest body read for redaction (default [`DEFAULT_MAX_BODY`]); a larger one is
+    /// refused, never passed on.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.inner_mut().max_body = bytes;
+        self
+    }
+
+    /// The deepest JSON nesting accepted (default [`DEFAULT_MAX_DEPTH`], at most
+    /// [`MAX_DEPTH_CEILING`]).
+    pub fn max_depth(mut self, depth: usize) -> Self {
+        self.inner_mut().max_depth = depth.clamp(1, MAX_DEPTH_CEILING);
+        self
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The configured body limit.
+    pub fn body_limit(&self) -> usize {
+        self.inner.max_body
+    }
+
+    /// Fills in `caller.predicates` with the registered predicates that hold for this request.
+    pub fn evaluate_predicates(&self, extensions: &Extensions, caller: &mut Caller) {
+        for (name, predicate) in &self.inner.predicates {
+            if predicate(extensions, caller) && !caller.predicates.contains(name) {
+                caller.predicates.push(name.clone());
+            }
+        }
+    }
+
+    /// What this policy does for this caller.
+    pub fn plan(&self, caller: &Caller) -> Plan {
+        let policy = &self.inner.policy;
+        let applies = |rule: &Rule| {
+            rule.when.as_ref().is_none_or(|w| caller.matches(w))
+                && !rule
+                    .except
+                    .as_ref()
+                    .is_some_and(|e| !e.is_empty() && caller.matches(e))
+        };
+        let active: Vec<bool> = policy.rules.iter().map(applies).collect();
+        let selectors = self
+            .inner
+            .selectors
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| active.get(s.rule).copied().unwrap_or(false))
+            .map(|(i, _)| i)
+            .collect();
+        let hidden_types = policy
+            .rules
+            .iter()
+            .zip(&active)
+            .filter(|(r, a)| **a && r.action == Action::RemoveResource)
+            .flat_map(|(r, _)| r.resources.iter().cloned())
+            .collect();
+        let labels = policy
+            .labels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !excepted(caller, &l.except))
+            .map(|(i, _)| i)
+            .collect();
+        Plan {
+            redactor: self.clone(),
+            selectors,
+            hidden_types,
+            labels,
+        }
+    }
+}
+
+fn excepted(caller: &Caller, except: &CallerMatch) -> bool {
+    !except.is_empty() && caller.matches(except)
+}
+
+#[cold]
+fn unreachable_inner() -> ! {
+    // `Arc::get_mut` succeeds right after a fresh `Arc::new`; this is never reached.
+    std::process::abort()
+}
+
+fn compile_rule(index: usize, rule: &Rule, out: &mut Vec<Selector>) -> Result<(), PolicyError> {
+    let err = |m: String| PolicyError(format!("rule {index}: {m}"));
+    if rule.action == Action::RemoveResource {
+        if !rule.paths.is_empty() {
+            return Err(err("remove_resource takes resources, not paths".into()));
+        }
+        for t in &rule.resources {
+            if t != "*" && ResourceType::from_name(t).is_none() {
+                return Err(err(format!("unknown resource type {t}")));
+            }
+        }
+        return Ok(());
+    }
+    if !rule.resources.is_empty() {
+        return Err(err("element rules name their type in their paths".into()));
+    }
+    for path in &rule.paths {
+        if let [Step::Element { name, .. }, rest @ ..] = path.steps() {
+            let security =
+                matches!(rest.first(), Some(Step::Element { name, .. }) if name == "security");
+            if name == "meta" && (rest.is_empty() || security) {
+                return Err(err(format!(
+                    "{path}: meta.security carries the REDACTED label"
+                )));
+            }
+        }
+        let def = resolve(path).map_err(err)?;
+        let action = match &rule.action {
+            Action::Remove => ElemAction::Remove,
+            Action::YearOnly => {
+                if let Some(d) = def {
+                    if !d.types.iter().any(|t| matches!(*t, "date" | "dateTime")) {
+                        return Err(err(format!("{path}: year_only needs a date or dateTime")));
+                    }
+                }
+                ElemAction::YearOnly
+            }
+            Action::Mask { value: None } => ElemAction::Mask(None),
+            Action::Mask { value: Some(v) } => {
+                if !mask_value_fits(def, v) {
+                    return Err(err(format!("{path}: the mask value does not fit the type")));
+                }
+                let bytes = serde_json::to_vec(v).map_err(|_| err("bad mask value".into()))?;
+                ElemAction::Mask(Some(bytes))
+            }
+            Action::RemoveResource => continue,
+        };
+        out.push(Selector {
+            root: path.root().map(str::to_string),
+            steps: path.steps().to_vec(),
+            action,
+            required: rule.required == Required::Mask && def.is_some_and(|d| d.min >= 1),
+            rule: index,
+        });
+    }
+    Ok(())
+}
+
+/// What the policy does for one caller: the element selectors and visibility rules that
+/// apply. Made on the request by [`Redactor::plan`], run on the response.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub(crate) redactor: Redactor,
+    pub(crate) selectors: Vec<usize>,
+    pub(crate) hidden_types: Vec<String>,
+    pub(crate) labels: Vec<usize>,
+}
+
+impl Plan {
+    /// Whether nothing applies to this caller (responses pass untouched, unbuffered).
+    pub fn is_empty(&self) -> bool {
+        self.selectors.is_empty() && self.hidden_types.is_empty() && self.labels.is_empty()
+    }
+
+    pub(crate) fn selector(&self, i: usize) -> Option<&Selector> {
+        self.redactor.inner.selectors.get(i)
+    }
+
+    pub(crate) fn label_rules(&self) -> impl Iterator<Item = &LabelRule> {
+        self.labels
+            .iter()
+            .filter_map(|&i| self.redactor.inner.policy.labels.get(i))
+    }
+
+    pub(crate) fn hides_type(&self, rt: &[u8]) -> bool {
+        self.hidden_types
+            .iter()
+            .any(|t| t == "*" || t.as_bytes() == rt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(path: &str, action: Action) -> Policy {
+        Policy {
+            rules: vec![Rule::new([path], action).unwrap()],
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn typos_are_refused() {
+        assert!(Redactor::new(rule("Patient.telcom", Action::Remove)).is_err());
+        assert!(Redactor::new(rule("Patiant.telecom", Action::Remove)).is_err());
+        assert!(Redactor::new(rule("Patient.name.family", Action::Remove)).is_ok());
+        assert!(Redactor::new(rule("Observation.value[x]", Action::Remove)).is_ok());
+        assert!(Redactor::new(rule("Questionnaire.item.item.text", Action::Remove)).is_ok());
+    }
+
+    #[test]
+    fn mask_values_must_fit() {
+        let m = |v| Action::Mask { value: Some(v) };
+        assert!(Redactor::new(rule("Patient.active", m(serde_json::json!(true)))).is_ok());
+        assert!(Redactor::new(rule("Patient.active", m(serde_json::json!("x")))).is_err());
+        assert!(Redactor::new(rule("Patient.name", m(serde_json::json!("x")))).is_err());
+        assert!(Redactor::new(rule("Patient.gender", Action::YearOnly)).is_err());
+    }
+
+    #[test]
+    fn required_elements_are_known() {
+        // FHIR R4 Observation.status is 1..1.
+        let r = Redactor::new(rule("Observation.status", Action::Remove)).unwrap();
+        assert!(r.inner.selectors.first().unwrap().required);
+    }
+}

@@ -1,0 +1,527 @@
+//! [`RedactLayer`]: captures who is asking from the request, filters the response by policy.
+
+use super::caller::{CallerExtractor, FromCallerExtension};
+use super::compile::{Plan, Redactor};
+use super::engine::{RedactError, Redacted};
+use super::policy::Caller;
+use crate::body::{full_response, BoxError, FhirBody};
+use crate::fhir::{IssueType, OperationOutcome};
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Why the layer refused to send a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedactRefusal {
+    /// The client asked for, or the server sent, a format that can't be filtered (XML, RDF,
+    /// HTML...): 406.
+    NotAcceptable,
+    /// The response is compressed (`Content-Encoding`): 500. Stack compression outside
+    /// redaction.
+    Compressed,
+    /// The response is larger than the redaction limit: 500.
+    TooLarge,
+    /// The response body could not be read: 500.
+    Unreadable,
+    /// The response is not JSON (or not FHIR JSON) the redactor accepts: 500.
+    Unparseable(RedactError),
+}
+
+/// What the layer did, on the response extensions for the audit layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedactDecision {
+    /// No rule applies to this caller: the response passed unread.
+    NotApplicable,
+    /// The response had no body to filter (HEAD, 304, 204).
+    NoBody,
+    /// The body was read and nothing in it was selected.
+    Unchanged,
+    /// The body was redacted.
+    Redacted {
+        /// Resources altered.
+        altered: usize,
+        /// Resources withheld.
+        hidden: usize,
+    },
+    /// The response was one resource the caller may not see; it was replaced by an
+    /// `OperationOutcome`.
+    Hidden,
+    /// The response could not be filtered and was replaced by an `OperationOutcome`.
+    Refused(RedactRefusal),
+}
+
+struct Shared {
+    redactor: Redactor,
+    extractors: Vec<Box<dyn CallerExtractor>>,
+    hidden_status: StatusCode,
+}
+
+/// Layer that redacts every FHIR JSON response by a [`Redactor`]'s policy.
+///
+/// Place it inside the identity and SMART layers (it reads who is asking from the request
+/// extensions) and inside any compression layer (a compressed body can't be filtered and is
+/// refused).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use fhirwall::redact::{Action, Policy, RedactLayer, Redactor, Rule};
+///
+/// let policy = Policy {
+///     rules: vec![Rule::new(["Patient.telecom"], Action::Remove).unwrap()],
+///     ..Policy::default()
+/// };
+/// let app: Router = Router::new()
+///     .route("/fhir/Patient/{id}", get(|| async { "{}" }))
+///     .layer(RedactLayer::new(Redactor::new(policy).unwrap()));
+/// ```
+#[derive(Clone)]
+pub struct RedactLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RedactLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedactLayer")
+            .field("redactor", &self.shared.redactor)
+            .field("extractors", &self.shared.extractors.len())
+            .field("hidden_status", &self.shared.hidden_status)
+            .finish()
+    }
+}
+
+impl RedactLayer {
+    /// A layer with the default extractors: a [`Caller`] in the extensions, and (with their
+    /// features) the mTLS [`TrustedClient`](crate::identity::TrustedClient) and the SMART
+    /// [`AccessContext`](crate::smart::AccessContext). A hidden single resource answers 404.
+    pub fn new(redactor: Redactor) -> Self {
+        let mut extractors: Vec<Box<dyn CallerExtractor>> = vec![Box::new(FromCallerExtension)];
+        #[cfg(feature = "mtls")]
+        extractors.push(Box::new(super::caller::FromTrustedClient));
+        #[cfg(feature = "smart")]
+        extractors.push(Box::new(super::caller::FromAccessContext));
+        RedactLayer {
+            shared: Arc::new(Shared {
+                redactor,
+                extractors,
+                hidden_status: StatusCode::NOT_FOUND,
+            }),
+        }
+    }
+
+    fn shared_mut(&mut self) -> Option<&mut Shared> {
+        Arc::get_mut(&mut self.shared)
+    }
+
+    /// Adds an extractor (call before cloning the layer; a shared layer is left unchanged).
+    pub fn extractor(mut self, extractor: impl CallerExtractor) -> Self {
+        if let Some(shared) = self.shared_mut() {
+            shared.extractors.push(Box::new(extractor));
+        }
+        self
+    }
+
+    /// The status of the `OperationOutcome` that replaces a single resource the caller may not
+    /// see: 404 (default, the resource's existence is not revealed) or 403.
+    pub fn hidden_status(mut self, status: StatusCode) -> Self {
+        if let Some(shared) = self.shared_mut() {
+            shared.hidden_status = status;
+        }
+        self
+    }
+
+    /// The caller this layer would see for a request with these extensions.
+    pub fn caller(&self, extensions: &http::Extensions) -> Caller {
+        caller_of(&self.shared, extensions)
+    }
+}
+
+fn caller_of(shared: &Shared, extensions: &http::Extensions) -> Caller {
+    let mut caller = Caller::anonymous();
+    for e in &shared.extractors {
+        e.extract(extensions, &mut caller);
+    }
+    shared.redactor.evaluate_predicates(extensions, &mut caller);
+    caller
+}
+
+impl<S> Layer<S> for RedactLayer {
+    type Service = Redact<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Redact {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service of [`RedactLayer`].
+#[derive(Clone)]
+pub struct Redact<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Redact<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redact")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+/// Whether the request asks for something other than JSON (`_format`, `Accept`).
+fn wants_non_json<B>(request: &Request<B>) -> bool {
+    let format = request.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix("_format="))
+            .map(|v| v.to_ascii_lowercase())
+    });
+    if let Some(f) = format {
+        return !f.contains("json");
+    }
+    match request
+        .headers()
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .map(|v| v.to_str().map(str::to_ascii_lowercase))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(values) if values.is_empty() => false,
+        Ok(values) => {
+            let all = values.join(",");
+            !(all.contains("json") || all.contains("*/*") || all.contains("application/*"))
+        }
+        Err(_) => true,
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for Redact<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: Body<Data = Bytes>,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Response<FhirBody<ResB>>;
+    type Error = S::Error;
+    type Future = RedactFuture<S::Future, ResB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        let caller = caller_of(&self.shared, request.extensions());
+        let plan = self.shared.redactor.plan(&caller);
+        if plan.is_empty() {
+            return RedactFuture {
+                state: State::Passthrough {
+                    future: self.inner.call(request),
+                },
+            };
+        }
+        if wants_non_json(&request) {
+            return RedactFuture {
+                state: State::Done {
+                    response: Some(refusal(RedactRefusal::NotAcceptable)),
+                },
+            };
+        }
+        let head = request.method() == Method::HEAD;
+        RedactFuture {
+            state: State::Calling {
+                future: self.inner.call(request),
+                plan: Some(plan),
+                head,
+                hidden_status: self.shared.hidden_status,
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Redact`].
+    pub struct RedactFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Done { response: Option<Response<http_body_util::Full<Bytes>>> },
+        Passthrough { #[pin] future: F },
+        Calling { #[pin] future: F, plan: Option<Plan>, head: bool, hidden_status: StatusCode },
+        Reading {
+            #[pin]
+            body: B,
+            buffer: Vec<u8>,
+            limit: usize,
+            parts: Option<http::response::Parts>,
+            plan: Option<Plan>,
+            ndjson: bool,
+            hidden_status: StatusCode,
+        },
+    }
+}
+
+fn refusal(reason: RedactRefusal) -> Response<http_body_util::Full<Bytes>> {
+    let (status, code, text) = match reason {
+        RedactRefusal::NotAcceptable => (
+            StatusCode::NOT_ACCEPTABLE,
+            IssueType::NotSupported,
+            "only FHIR JSON can be returned to this client",
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            IssueType::Exception,
+            "the response could not be filtered for this client",
+        ),
+    };
+    let mut response = OperationOutcome::error(code, text).into_response(status);
+    response
+        .extensions_mut()
+        .insert(RedactDecision::Refused(reason));
+    response
+}
+
+fn hidden(status: StatusCode) -> Response<http_body_util::Full<Bytes>> {
+    let (code, text) = if status == StatusCode::FORBIDDEN {
+        (
+            IssueType::Forbidden,
+            "access to this resource is not allowed",
+        )
+    } else {
+        (IssueType::NotFound, "resource not found")
+    };
+    let mut response = OperationOutcome::error(code, text).into_response(status);
+    response.extensions_mut().insert(RedactDecision::Hidden);
+    response
+}
+
+/// A strong validator no longer describes a redacted body (RFC 9110 §8.8.1): weaken it.
+fn weaken_etag(headers: &mut HeaderMap) {
+    if let Some(tag) = headers.get(ETAG) {
+        if !tag.as_bytes().starts_with(b"W/") {
+            let mut weak = b"W/".to_vec();
+            weak.extend_from_slice(tag.as_bytes());
+            match HeaderValue::from_bytes(&weak) {
+                Ok(v) => {
+                    headers.insert(ETAG, v);
+                }
+                Err(_) => {
+                    headers.remove(ETAG);
+                }
+            }
+        }
+    }
+}
+
+enum BodyKind {
+    Json,
+    Ndjson,
+    Other,
+}
+
+fn body_kind(headers: &HeaderMap) -> BodyKind {
+    let Some(ct) = headers.get(CONTENT_TYPE) else {
+        // No declared type: read it as JSON, which refuses anything else.
+        return BodyKind::Json;
+    };
+    let Ok(ct) = ct.to_str() else {
+        return BodyKind::Other;
+    };
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/fhir+ndjson" | "application/ndjson" | "application/x-ndjson" => {
+            BodyKind::Ndjson
+        }
+        "application/fhir+json" | "application/json" | "application/json+fhir" | "text/json" => {
+            BodyKind::Json
+        }
+        _ => BodyKind::Other,
+    }
+}
+
+fn compressed(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+}
+
+impl<F, B, E> Future for RedactFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<FhirBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Done { response } => {
+                    let response = response
+                        .take()
+                        .unwrap_or_else(|| refusal(RedactRefusal::Unreadable));
+                    return Poll::Ready(Ok(full_response(response)));
+                }
+                StateProj::Passthrough { future } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    response
+                        .extensions_mut()
+                        .insert(RedactDecision::NotApplicable);
+                    return Poll::Ready(Ok(response.map(FhirBody::inner)));
+                }
+                StateProj::Calling {
+                    future,
+                    plan,
+                    head,
+                    hidden_status,
+                } => {
+                    let response = ready!(future.poll(cx))?;
+                    let (mut parts, body) = response.into_parts();
+                    let no_body = *head
+                        || parts.status == StatusCode::NOT_MODIFIED
+                        || parts.status == StatusCode::NO_CONTENT
+                        || parts.status.is_informational();
+                    if no_body {
+                        // The headers describe a body the client would get redacted.
+                        weaken_etag(&mut parts.headers);
+                        if *head {
+                            parts.headers.remove(CONTENT_LENGTH);
+                        }
+                        parts.extensions.insert(RedactDecision::NoBody);
+                        // A HEAD body's size hint would still tell the unredacted length to a
+                        // server that derives Content-Length from it.
+                        let body = if *head {
+                            FhirBody::full(Bytes::new())
+                        } else {
+                            FhirBody::inner(body)
+                        };
+                        let response = Response::from_parts(parts, body);
+                        return Poll::Ready(Ok(response));
+                    }
+                    if compressed(&parts.headers) {
+                        return Poll::Ready(Ok(full_response(refusal(RedactRefusal::Compressed))));
+                    }
+                    let ndjson = match body_kind(&parts.headers) {
+                        BodyKind::Json => false,
+                        BodyKind::Ndjson => true,
+                        BodyKind::Other => {
+                            return Poll::Ready(Ok(full_response(refusal(
+                                RedactRefusal::NotAcceptable,
+                            ))))
+                        }
+                    };
+                    let Some(plan) = plan.take() else {
+                        return Poll::Ready(Ok(full_response(refusal(RedactRefusal::Unreadable))));
+                    };
+                    let limit = plan.redactor.body_limit();
+                    let declared = parts
+                        .headers
+                        .get(CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    if declared.is_some_and(|len| len > limit as u64) {
+                        return Poll::Ready(Ok(full_response(refusal(RedactRefusal::TooLarge))));
+                    }
+                    let capacity = declared.map_or(0, |l| l as usize).min(limit);
+                    State::Reading {
+                        body,
+                        buffer: Vec::with_capacity(capacity),
+                        limit,
+                        parts: Some(parts),
+                        plan: Some(plan),
+                        ndjson,
+                        hidden_status: *hidden_status,
+                    }
+                }
+                StateProj::Reading {
+                    mut body,
+                    buffer,
+                    limit,
+                    parts,
+                    plan,
+                    ndjson,
+                    hidden_status,
+                } => {
+                    loop {
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            None => break,
+                            Some(Ok(frame)) => {
+                                if let Ok(data) = frame.into_data() {
+                                    if buffer.len() + data.len() > *limit {
+                                        return Poll::Ready(Ok(full_response(refusal(
+                                            RedactRefusal::TooLarge,
+                                        ))));
+                                    }
+                                    buffer.extend_from_slice(&data);
+                                }
+                            }
+                            Some(Err(_)) => {
+                                return Poll::Ready(Ok(full_response(refusal(
+                                    RedactRefusal::Unreadable,
+                                ))))
+                            }
+                        }
+                    }
+                    let (Some(mut parts), Some(plan)) = (parts.take(), plan.take()) else {
+                        return Poll::Ready(Ok(full_response(refusal(RedactRefusal::Unreadable))));
+                    };
+                    let bytes = std::mem::take(buffer);
+                    let result = if *ndjson {
+                        plan.redact_ndjson(&bytes)
+                    } else {
+                        plan.redact(&bytes)
+                    };
+                    let response = match result {
+                        Err(e) => full_response(refusal(RedactRefusal::Unparseable(e))),
+                        Ok(Redacted::Hidden) => full_response(hidden(*hidden_status)),
+                        Ok(Redacted::Unchanged) => {
+                            parts.extensions.insert(RedactDecision::Unchanged);
+                            Response::from_parts(parts, FhirBody::full(Bytes::from(bytes)))
+                        }
+                        Ok(Redacted::Changed {
+                            body,
+                            altered,
+                            hidden,
+                        }) => {
+                            let headers = &mut parts.headers;
+                            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+                            weaken_etag(headers);
+                            for name in ["content-md5", "digest", "content-digest", "repr-digest"] {
+                                headers.remove(name);
+                            }
+                            parts
+                                .extensions
+                                .insert(RedactDecision::Redacted { altered, hidden });
+                            Response::from_parts(parts, FhirBody::full(Bytes::from(body)))
+                        }
+                    };
+                    return Poll::Ready(Ok(response));
+                }
+            };
+            this.state.set(next);
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! A hand-written JSON scanner over raw bytes: one validating pass (RFC 8259 grammar, UTF-8,
+//! duplicate keys refused, a depth limit, no recursion so no stack overflow), then fast
+//! structural skips over the validated bytes for the redaction walk.
+//!
+//! Nothing here builds a tree: values are byte spans of the input, so untouched spans can be
+//! copied out exactly as they came in (decimals keep every digit, key order is unchanged).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+/// Why a body is not JSON the redactor accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JsonError {
+    /// Not JSON (or not UTF-8).
+    Syntax,
+    /// An object has the same key twice (RFC 8259 §4 leaves it undefined; FHIR forbids it).
+    DuplicateKey,
+    /// Nested deeper than the limit.
+    TooDeep,
+}
+
+/// Objects with more keys than this get a hash set for the duplicate check.
+const LINEAR_KEYS: usize = 16;
+
+struct Frame {
+    object: bool,
+    keys_start: usize,
+    set: Option<HashSet<Vec<u8>>>,
+}
+
+#[inline]
+pub(crate) fn skip_ws(input: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = input.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Validates `input` as one JSON text. Containers nest at most `max_depth` deep.
+pub(crate) fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> {
+    std::str::from_utf8(input).map_err(|_| JsonError::Syntax)?;
+    let mut stack: Vec<Frame> = Vec::new();
+    // Raw key spans of the open objects, in stack order.
+    let mut keys: Vec<(usize, usize)> = Vec::new();
+    let mut i = skip_ws(input, 0);
+    'value: loop {
+        match input.get(i) {
+            Some(b'{') => {
+                if stack.len() >= max_depth {
+                    return Err(JsonError::TooDeep);
+                }
+                i = skip_ws(input, i + 1);
+                if input.get(i) == Some(&b'}') {
+                    i += 1;
+                } else {
+                    stack.push(Frame {
+                        object: true,
+                        keys_start: keys.len(),
+                        set: None,
+                    });
+                    i = key(input, i, &mut keys, &mut stack)?;
+                    continue 'value;
+                }
+            }
+            Some(b'[') => {
+                if stack.len() >= max_depth {
+                    return Err(JsonError::TooDeep);
+                }
+                i = skip_ws(input, i + 1);
+                if input.get(i) == Some(&b']') {
+                    i += 1;
+                } else {
+                    stack.push(Frame {
+                        object: false,
+                        keys_start: keys.len(),
+                        set: None,
+                    });
+                    continue 'value;
+                }
+            }
+            Some(b'"') => i = scan_string(input, i)?.0,
+            Some(b'-' | b'0'..=b'9') => i = scan_number(input, i)?,
+            Some(b't') => i = literal(input, i, b"true")?,
+            Some(b'f') => i = literal(input, i, b"false")?,
+            Some(b'n') => i = literal(input, i, b"null")?,
+            _ => return Err(JsonError::Syntax),
+        }
+        loop {
+            i = skip_ws(input, i);
+            let Some(frame) = stack.last() else {
+                return if i == input.len() {
+                    Ok(())
+                } else {
+                    Err(JsonError::Syntax)
+                };
+            };
+            match (frame.object, input.get(i)) {
+                (_, Some(b',')) => {
+                    i = skip_ws(input, i + 1);
+                    if frame.object {
+                        i = key(input, i, &mut keys, &mut stack)?;
+                    }
+                    continue 'value;
+                }
+                (true, Some(b'}')) | (false, Some(b']')) => {
+                    i += 1;
+                    keys.truncate(frame.keys_start);
+                    stack.pop();
+                }
+                _ => return Err(JsonError::Syntax),
+            }
+        }
+    }
+}
+
+/// Reads `"key" :` at `i`, refusing a duplicate in the innermost object; returns where the
+/// value starts.
+fn key(
+    input: &[u8],
+    i: usize,
+    keys: &mut Vec<(usize, usize)>,
+    stack: &mut [Frame],
+) -> Result<usize, JsonError> {
+    if input.get(i) != Some(&b'"') {
+        return Err(JsonError::Syntax);
+    }
+    let (end, escaped) = scan_string(input, i)?;
+    let span = (i + 1, end - 1);
+    let frame = stack.last_mut().ok_or(JsonError::Syntax)?;
+    let raw = input.get(span.0..span.1).ok_or(JsonError::Syntax)?;
+    let count = keys.len() - frame.keys_start;
+    if let Some(set) = &mut frame.set {
+        if !set.insert(decode(raw).into_owned()) {
+            return Err(JsonError::DuplicateKey);
+        }
+    } else if count >= LINEAR_KEYS {
+        let mut set = HashSet::with_capacity(count * 2);
+        for &(s, e) in keys.get(frame.keys_start..).unwrap_or(&[]) {
+            set.insert(decode(input.get(s..e).unwrap_or(&[])).into_owned());
+        }
+        if !set.insert(decode(raw).into_owned()) {
+            return Err(JsonError::DuplicateKey);
+        }
+        frame.set = Some(set);
+    } else {
+        for &(s, e) in keys.get(frame.keys_start..).unwrap_or(&[]) {
+            let other = input.get(s..e).unwrap_or(&[]);
+            let same = if escaped || other.contains(&b'\\') {
+                decode(other) == decode(raw)
+            } else {
+                other == raw
+            };
+            if same {
+                return Err(JsonError::DuplicateKey);
+            }
+        }
+    }
+    keys.push(span);
+    let i = skip_ws(input, end);
+    if input.get(i) != Some(&b':') {
+        return Err(JsonError::Syntax);
+    }
+    Ok(skip_ws(input, i + 1))
+}
+
+fn literal(input: &[u8], i: usize, word: &[u8]) -> Result<usize, JsonError> {
+    match input.get(i..i + word.len()) {
+        Some(w) if w == word => Ok(i + word.len()),
+        _ => Err(JsonError::Syntax),
+    }
+}
+
+fn digits(input: &[u8], mut i: usize) -> usize {
+    while input.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
+}
+
+fn scan_number(input: &[u8], mut i: usize) -> Result<usize, JsonError> {
+    if input.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match input.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i = digits(input, i + 1),
+        _ => return Err(JsonError::Syntax),
+    }
+    if input.get(i) == Some(&b'.') {
+        let end = digits(input, i + 1);
+        if end == i + 1 {
+            return Err(JsonError::Syntax);
+        }
+        i = end;
+    }
+    if let Some(b'e' | b'E') = input.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = input.get(i) {
+            i += 1;
+        }
+        let end = digits(input, i);
+        if end == i {
+            return Err(JsonError::Syntax);
+        }
+        i = end;
+    }
+    Ok(i)
+}
+
+/// Scans the string starting at the quote at `i`; returns the index after the closing quote
+/// and whether it had escapes.
+fn scan_string(input: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
+    let mut i = i + 1;
+    let mut escaped = false;
+    loop {
+        match input.get(i) {
+            Some(b'"') => return Ok((i + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                match input.get(i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    Some(b'u') => {
+                        let hex = input.get(i + 2..i + 6).ok_or(JsonError::Syntax)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return Err(JsonError::Syntax);
+                        }
+                        i += 6;
+                    }
+                    _ => return Err(JsonError::Syntax),
+                }
+            }
+            Some(0..=0x1f) | None => return Err(JsonError::Syntax),
+            Some(_) => i += 1,
+        }
+    }
+}
+
+/// The end of the string whose opening quote is at `i`, in validated input.
+#[inline]
+pub(crate) fn skip_string(input: &[u8], mut i: usize) -> usize {
+    i += 1;
+    while let Some(&b) = input.get(i) {
+        match b {
+            b'"' => return i + 1,
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    input.len()
+}
+
+/// The end of the value starting at `i`, in validated input.
+pub(crate) fn skip_value(input: &[u8], i: usize) -> usize {
+    match input.get(i) {
+        Some(b'"') => skip_string(input, i),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while let Some(&b) = input.get(j) {
+                match b {
+                    b'"' => {
+                        j = skip_string(input, j);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            return j + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            input.len()
+        }
+        _ => {
+            let mut j = i;
+            while let Some(&b) = input.get(j) {
+                if matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                    break;
+                }
+                j += 1;
+            }
+            j
+        }
+    }
+}
+
+/// One member of an object: the key's content (without quotes) and the value, as spans.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Member {
+    /// Index of the key's opening quote.
+    pub(crate) start: usize,
+    pub(crate) key: (usize, usize),
+    pub(crate) value: (usize, usize),
+}
+
+/// The members of the validated object `[s, e)`.
+pub(crate) fn members(input: &[u8], s: usize, e: usize, out: &mut Vec<Member>) {
+    let mut i = skip_ws(input, s + 1);
+    while i < e && input.get(i) == Some(&b'"') {
+        let key_end = skip_string(input, i);
+        let v = skip_ws(input, skip_ws(input, key_end) + 1);
+        let v_end = skip_value(input, v);
+        out.push(Member {
+            start: i,
+            key: (i + 1, key_end.saturating_sub(1)),
+            value: (v, v_end),
+        });
+        i = skip_ws(input, v_end);
+        if input.get(i) == Some(&b',') {
+            i = skip_ws(input, i + 1);
+        }
+    }
+}
+
+/// The items of the validated array `[s, e)`.
+pub(crate) fn items(input: &[u8], s: usize, e: usize, out: &mut Vec<(usize, usize)>) {
+    let mut i = skip_ws(input, s + 1);
+    while i < e && input.get(i).is_some_and(|&b| b != b']') {
+        let end = skip_value(input, i);
+        if end == i {
+            break;
+        }
+        out.push((i, end));
+        i = skip_ws(input, end);
+        if input.get(i) == Some(&b',') {
+            i = skip_ws(input, i + 1);
+        }
+    }
+}
+
+/// The unescaped bytes of a string's raw content.
+pub(crate) fn decode(raw: &[u8]) -> Cow<'_, [u8]> {
+    if !raw.contains(&b'\\') {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let simple = match raw.get(i + 1) {
+            Some(b'n') => Some(b'\n'),
+            Some(b't') => Some(b'\t'),
+            Some(b'r') => Some(b'\r'),
+            Some(b'b') => Some(8),
+            Some(b'f') => Some(12),
+            Some(b'u') => None,
+            Some(&c) => Some(c),
+            None => break,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            i += 2;
+            continue;
+        }
+        let mut unit = hex4(raw, i + 2);
+        i += 6;
+        let mut code = unit.map(u32::from);
+        if let Some(hi @ 0xD800..=0xDBFF) = unit {
+            if raw.get(i) == Some(&b'\\') && raw.get(i + 1) == Some(&b'u') {
+                unit = hex4(raw, i + 2);
+                if let Some(lo @ 0xDC00..=0xDFFF) = unit {
+                    code =
+                        Some(0x10000 + ((u32::from(hi) - 0xD800) << 10) + (u32::from(lo) - 0xDC00));
+                    i += 6;
+                }
+            }
+        }
+        let c = code.and_then(char::from_u32).unwrap_or('\u{FFFD}');
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    }
+    Cow::Owned(out)
+}
+
+fn hex4(raw: &[u8], i: usize) -> Option<u16> {
+    let text = std::str::from_utf8(raw.get(i..i + 4)?).ok()?;
+    u16::from_str_radix(text, 16).ok()
+}
+
+/// The decoded content of the string value `[s, e)` (quotes included), or `None` if it isn't a
+/// string.
+pub(crate) fn string_value(input: &[u8], s: usize, e: usize) -> Option<Cow<'_, [u8]>> {
+    if input.get(s) != Some(&b'"') || e < s + 2 {
+        return None;
+    }
+    Some(decode(input.get(s + 1..e - 1)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_rfc8259() {
+        for ok in [
+            "{}",
+            "[]",
+            " {\"a\" : [1, -1.50, 2e10, -1.00000000000000000E+245, true, false, null, \"x\\u00e9\"]} ",
+            "\"s\"",
+            "0",
+        ] {
+            assert_eq!(validate(ok.as_bytes(), 10), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":1,}",
+            "[1,]",
+            "01",
+            "1.",
+            "-",
+            "[1 2]",
+            "{\"a\":1}x",
+            "\"\u{1}\"",
+            "tru",
+            "{a:1}",
+            "\"\\x\"",
+            "[\"\\u12\"]",
+            "+1",
+        ] {
+            assert_eq!(
+                validate(bad.as_bytes(), 10),
+                Err(JsonError::Syntax),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_duplicate_keys_including_escaped_and_many() {
+        // RFC 8259 §4: names SHOULD be unique; FHIR JSON requires it.
+        assert_eq!(
+            validate(br#"{"a":1,"a":2}"#, 10),
+            Err(JsonError::DuplicateKey)
+        );
+        assert_eq!(
+            validate(br#"{"a":1,"\u0061":2}"#, 10),
+            Err(JsonError::DuplicateKey)
+        );
+        let mut many: String = (0..40).map(|k| format!("\"k{k}\":1,")).collect();
+        many.push_str("\"k7\":1");
+        assert_eq!(
+            validate(format!("{{{many}}}").as_bytes(), 10),
+            Err(JsonError::DuplicateKey)
+        );
+        assert_eq!(validate(br#"{"a":{"a":1},"b":{"a":2}}"#, 10), Ok(()));
+    }
+
+    #[test]
+    fn depth_limit_without_recursion() {
+        let deep = "[".repeat(1_000_000);
+        assert_eq!(validate(deep.as_bytes(), 100), Err(JsonError::TooDeep));
+        let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(validate(ok.as_bytes(), 100), Ok(()));
+    }
+
+    #[test]
+    fn decodes_escapes() {
+        assert_eq!(&*decode(br"a\n\u00e9\ud83d\ude00\/"), "a\né😀/".as_bytes());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_serde_json(text in "[\\[\\]{}\":,0-9a-z.eE+\\- \\\\]{0,40}") {
+            let ours = validate(text.as_bytes(), 64).is_ok();
+            let theirs = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+            // serde_json keeps the last duplicate; we refuse duplicates.
+            if ours { proptest::prop_assert!(theirs); }
+            if theirs && !ours {
+                proptest::prop_assert_eq!(validate(text.as_bytes(), 64), Err(JsonError::DuplicateKey));
+            }
+        }
+    }
+}
