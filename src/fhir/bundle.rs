@@ -73,7 +73,10 @@ pub(crate) fn classify_entries(
         })?;
         let method = entry_method(&request.method)
             .ok_or_else(|| bad("entry.request.method is not an R4 HTTP verb").at(at.clone()))?;
-        if request.url.contains("://") || request.url.starts_with('/') {
+        // Only the path decides whether the URL is absolute: `code=http://loinc.org|…` in the
+        // query is a normal token value.
+        let url_path = request.url.split('?').next().unwrap_or_default();
+        if url_path.contains("://") || url_path.starts_with('/') {
             return Err(bad("entry.request.url must be relative to the base").at(at));
         }
         let mut classified = classifier

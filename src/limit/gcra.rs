@@ -152,6 +152,20 @@ pub fn step(rate: &Rate, tat: u64, now: u64, cost: u64, up_to: bool) -> (u64, Ve
     )
 }
 
+/// Whether one unit is free now, without spending it: `granted` is 0, `remaining` the units
+/// free, `retry_after` until one is.
+pub fn peek(rate: &Rate, tat: u64, now: u64) -> Verdict {
+    let (_, one) = step(rate, tat, now, 1, false);
+    let used = tat.max(now) - now;
+    Verdict {
+        granted: 0,
+        allowed: one.allowed,
+        remaining: rate.tolerance_nanos().saturating_sub(used) / rate.interval_nanos(),
+        reset: Duration::from_nanos(used),
+        retry_after: one.retry_after,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,19 +204,5 @@ mod tests {
         let (_, v) = step(&rate, 0, 0, 6, false);
         assert!(!v.allowed);
         assert_eq!(v.retry_after, Duration::from_secs(5));
-    }
-}
-
-/// Whether one unit is free now, without spending it: `granted` is 0, `remaining` the units
-/// free, `retry_after` until one is.
-pub fn peek(rate: &Rate, tat: u64, now: u64) -> Verdict {
-    let (_, one) = step(rate, tat, now, 1, false);
-    let used = tat.max(now) - now;
-    Verdict {
-        granted: 0,
-        allowed: one.allowed,
-        remaining: rate.tolerance_nanos().saturating_sub(used) / rate.interval_nanos(),
-        reset: Duration::from_nanos(used),
-        retry_after: one.retry_after,
     }
 }

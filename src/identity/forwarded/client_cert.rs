@@ -249,7 +249,7 @@ mod tests {
         );
         assert!(parse_client_cert_chain(":AQI:,").is_err());
         assert!(parse_client_cert_chain("(:AQI:)").is_err());
-        let long = vec![":AQI:"; MAX_CHAIN_CERTIFICATES + 1].join(",");
+        let long = [":AQI:"; MAX_CHAIN_CERTIFICATES + 1].join(",");
         assert_eq!(parse_client_cert_chain(&long), Err(HeaderError::TooMany));
     }
 

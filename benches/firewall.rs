@@ -1,0 +1,117 @@
+//! The firewall's cost per allowed request (goal, issue #8: under 300 ns over a pass-through
+//! layer), and the audit layer's cost per request with the JSON-lines file sink, each as a
+//! ratio against a pass-through layer in the same run.
+#![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
+
+mod support;
+
+use criterion::{criterion_group, Criterion};
+use fhirwall::audit::{AuditLayer, JsonLinesFile, NonBlocking};
+use fhirwall::fhir::{Interaction, ResourceType};
+use fhirwall::firewall::{FirewallLayer, IpRule, RouteInventory, Sunset};
+use fhirwall::net::RemoteAddr;
+use http::{Request, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use tower::{Layer, Service};
+
+type Req = Request<String>;
+
+fn request() -> Req {
+    let mut req = Request::get("/fhir/Patient/123")
+        .body(String::new())
+        .unwrap();
+    req.extensions_mut()
+        .insert(RemoteAddr("127.0.0.1:50000".parse().unwrap()));
+    req
+}
+
+fn handler(
+) -> impl Service<Req, Response = Response<String>, Error = Infallible, Future: Unpin> + Clone {
+    tower::service_fn(|_req: Req| std::future::ready(Ok(Response::new(String::new()))))
+}
+
+/// Calls the service once and polls the (immediately ready) future.
+fn call<S, B>(svc: &mut S) -> Response<B>
+where
+    S: Service<Req, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let future = pin!(svc.call(black_box(request())));
+    match future.poll(&mut cx) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => unreachable!("the handler is always ready"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("firewall");
+    let mut baseline = tower::util::MapRequestLayer::new(|r: Req| r).layer(handler());
+    group.bench_function("pass_through", |b| b.iter(|| call(&mut baseline)));
+
+    let routes = RouteInventory::new("/fhir")
+        .alias_base("/fhir-v0")
+        .declare(
+            ResourceType::Patient,
+            [Interaction::Read, Interaction::SearchType],
+        )
+        .declare(
+            ResourceType::Observation,
+            [Interaction::Read, Interaction::SearchType],
+        )
+        .extra(http::Method::GET, "/health");
+    let firewall = FirewallLayer::builder(routes)
+        .allow(IpRule::allow(["127.0.0.0/8", "::1/128"]).unwrap())
+        .group("/fhir/$export", IpRule::allow(["10.0.0.0/8"]).unwrap())
+        .sunset(Sunset::new("/fhir-v0", 1_735_689_600, 1_782_864_000).successor("/fhir"))
+        .build();
+    let mut fw = firewall.layer(handler());
+    group.bench_function("firewall_allowed_read", |b| b.iter(|| call(&mut fw)));
+
+    let dir = std::env::temp_dir().join(format!("fhirwall-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = JsonLinesFile::create(dir.join("audit.jsonl"))
+        .unwrap()
+        .max_bytes(16 * 1024 * 1024)
+        .keep(1);
+    let mut audit = AuditLayer::new(file).layer(handler());
+    group.bench_function("audit_file_sink", |b| b.iter(|| call(&mut audit)));
+
+    let nb_file = JsonLinesFile::create(dir.join("audit-nb.jsonl"))
+        .unwrap()
+        .max_bytes(16 * 1024 * 1024)
+        .keep(1);
+    let mut audit_nb = AuditLayer::new(NonBlocking::new(nb_file)).layer(handler());
+    group.bench_function("audit_nonblocking_file_sink", |b| {
+        b.iter(|| call(&mut audit_nb))
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    support::report_ratio("firewall", "firewall_allowed_read", "pass_through", 10.0);
+    if let (Some(s), Some(b)) = (
+        support::mean_ns("firewall", "firewall_allowed_read"),
+        support::mean_ns("firewall", "pass_through"),
+    ) {
+        let added = s - b;
+        let verdict = if added < 300.0 { "meets" } else { "MISSES" };
+        println!("firewall: {added:.0} ns added per allowed request; goal < 300 ns: {verdict}");
+    }
+    support::report_ratio("firewall", "audit_file_sink", "pass_through", 100.0);
+    support::report_ratio(
+        "firewall",
+        "audit_nonblocking_file_sink",
+        "pass_through",
+        100.0,
+    );
+}

@@ -1,0 +1,411 @@
+//! [`FirewallLayer`], its service [`Firewall`] and future [`FirewallFuture`].
+
+use super::allowlist::{rule_for, under, IpRule, RouteGroup};
+use super::decision::{FirewallDecision, FirewallRefusal};
+use super::routes::{RouteCheck, RouteInventory};
+use super::sunset::{Clock, Sunset, SystemClock};
+use super::transport::{strip_server_headers, PhiNoStore, TransportPolicy};
+use super::window::AccessWindow;
+use crate::body::FhirBody;
+use crate::net::{remote_addr, TrustedProxies};
+use http::{Extensions, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use tower_http::set_header::SetResponseHeader;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Names the subjects of a request (trusted client, token client, scope group) that
+/// client-scoped rules are keyed by.
+pub type SubjectsFn = Arc<dyn Fn(&Extensions) -> Vec<String> + Send + Sync>;
+
+/// The security headers around the firewall, set with tower-http: HSTS (outermost),
+/// `X-Content-Type-Options`, `Referrer-Policy`, `Cache-Control: no-store` on PHI.
+pub type SecurityHeaders<S> = SetResponseHeader<
+    SetResponseHeader<
+        SetResponseHeader<SetResponseHeader<S, PhiNoStore>, Option<HeaderValue>>,
+        Option<HeaderValue>,
+    >,
+    Option<HeaderValue>,
+>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Edge,
+    Client,
+}
+
+struct Config {
+    stage: Stage,
+    proxies: TrustedProxies,
+    default_rule: IpRule,
+    groups: Vec<RouteGroup>,
+    routes: RouteInventory,
+    sunsets: Vec<Sunset>,
+    transport: TransportPolicy,
+    client_networks: Vec<(String, IpRule)>,
+    windows: Vec<(String, AccessWindow)>,
+    subjects: SubjectsFn,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("stage", &self.stage)
+            .field("routes", &self.routes.listing().len())
+            .field("sunsets", &self.sunsets.len())
+            .field("client_networks", &self.client_networks.len())
+            .field("windows", &self.windows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`FirewallLayer`]; see [`FirewallLayer::builder`].
+#[derive(Debug)]
+pub struct FirewallBuilder {
+    config: Config,
+}
+
+impl FirewallBuilder {
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (default none).
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.config.proxies = proxies;
+        self
+    }
+
+    /// The address rule for paths in no route group (default: every address).
+    pub fn allow(mut self, rule: IpRule) -> Self {
+        self.config.default_rule = rule;
+        self
+    }
+
+    /// The address rule for a path prefix (segment boundaries; the longest prefix wins).
+    pub fn group(mut self, prefix: &str, rule: IpRule) -> Self {
+        self.config.groups.push(RouteGroup {
+            prefix: prefix.to_owned(),
+            rule,
+        });
+        self
+    }
+
+    /// A deprecated prefix and its sunset.
+    pub fn sunset(mut self, sunset: Sunset) -> Self {
+        self.config.sunsets.push(sunset);
+        self
+    }
+
+    /// The transport rules (default: [`TransportPolicy::default`]).
+    pub fn transport(mut self, transport: TransportPolicy) -> Self {
+        self.config.transport = transport;
+        self
+    }
+
+    /// A subject (such as `client:lab-ingest`) is accepted only from these networks.
+    pub fn client_networks(mut self, subject: &str, rule: IpRule) -> Self {
+        self.config.client_networks.push((subject.to_owned(), rule));
+        self
+    }
+
+    /// A subject may call only inside this window (several windows: inside any of them).
+    pub fn window(mut self, subject: &str, window: AccessWindow) -> Self {
+        self.config.windows.push((subject.to_owned(), window));
+        self
+    }
+
+    /// How a request's subjects are named (default [`default_subjects`]).
+    pub fn subjects(mut self, subjects: SubjectsFn) -> Self {
+        self.config.subjects = subjects;
+        self
+    }
+
+    /// The clock for sunsets and windows (default the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// The layer.
+    pub fn build(self) -> FirewallLayer {
+        FirewallLayer {
+            config: Arc::new(self.config),
+        }
+    }
+}
+
+/// The subjects fhirwall's own layers name: `client:<name>` for a
+/// [`TrustedClient`](crate::identity::TrustedClient) (feature `mtls`) and
+/// `client_id:<id>` for a SMART token's client (feature `smart`).
+pub fn default_subjects(extensions: &Extensions) -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut out = Vec::new();
+    #[cfg(feature = "mtls")]
+    if let Some(c) = extensions.get::<crate::identity::TrustedClient>() {
+        out.push(format!("client:{}", c.name()));
+    }
+    #[cfg(feature = "smart")]
+    if let Some(id) = extensions
+        .get::<crate::smart::AccessContext>()
+        .and_then(|c| c.client_id())
+    {
+        out.push(format!("client_id:{id}"));
+    }
+    let _ = extensions;
+    out
+}
+
+/// The firewall: transport rules, address allowlists, declared routes, sunsets, and
+/// client-scoped address rules and access windows.
+///
+/// The layer goes just inside the audit layer. Client-scoped rules need to know the client,
+/// which the identity and smart layers establish further in; put
+/// [`client_rules`](Self::client_rules) behind them too.
+#[derive(Clone, Debug)]
+pub struct FirewallLayer {
+    config: Arc<Config>,
+}
+
+impl FirewallLayer {
+    /// A builder for a firewall exposing exactly `routes`.
+    pub fn builder(routes: RouteInventory) -> FirewallBuilder {
+        FirewallBuilder {
+            config: Config {
+                stage: Stage::Edge,
+                proxies: TrustedProxies::none(),
+                default_rule: IpRule::any(),
+                groups: Vec::new(),
+                routes,
+                sunsets: Vec::new(),
+                transport: TransportPolicy::default(),
+                client_networks: Vec::new(),
+                windows: Vec::new(),
+                subjects: Arc::new(default_subjects),
+                clock: Arc::new(SystemClock),
+            },
+        }
+    }
+
+    /// The same firewall's client-scoped rules alone (client networks and access windows),
+    /// for a place in the stack where the client is known; it sets no headers.
+    pub fn client_rules(&self) -> FirewallLayer {
+        let c = &self.config;
+        FirewallLayer {
+            config: Arc::new(Config {
+                stage: Stage::Client,
+                proxies: c.proxies.clone(),
+                default_rule: IpRule::any(),
+                groups: Vec::new(),
+                routes: c.routes.clone(),
+                sunsets: Vec::new(),
+                transport: TransportPolicy::default(),
+                client_networks: c.client_networks.clone(),
+                windows: c.windows.clone(),
+                subjects: c.subjects.clone(),
+                clock: c.clock.clone(),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for FirewallLayer {
+    type Service = SecurityHeaders<Firewall<S>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let edge = self.config.stage == Stage::Edge;
+        let t = &self.config.transport;
+        let core = Firewall {
+            inner,
+            config: self.config.clone(),
+        };
+        let on = |v: HeaderValue| edge.then_some(v);
+        let no_store = SetResponseHeader::if_not_present(
+            core,
+            http::header::CACHE_CONTROL,
+            PhiNoStore { enabled: edge },
+        );
+        let referrer = SetResponseHeader::if_not_present(
+            no_store,
+            http::header::REFERRER_POLICY,
+            on(t.referrer_policy.clone()),
+        );
+        let nosniff = SetResponseHeader::overriding(
+            referrer,
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            on(HeaderValue::from_static("nosniff")),
+        );
+        SetResponseHeader::overriding(
+            nosniff,
+            http::header::STRICT_TRANSPORT_SECURITY,
+            (edge && t.require_tls).then(|| t.hsts.clone()),
+        )
+    }
+}
+
+/// The service of [`FirewallLayer`] (inside its [`SecurityHeaders`]).
+#[derive(Clone, Debug)]
+pub struct Firewall<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl Config {
+    fn judge<B>(&self, request: &Request<B>) -> Result<Option<usize>, FirewallRefusal> {
+        let peer = remote_addr(request.extensions()).map(|a| a.ip());
+        let client_ip: Option<IpAddr> = peer.map(|p| self.proxies.client_ip(p, request.headers()));
+        let path = request.uri().path();
+        let mut sunset = None;
+        if self.stage == Stage::Edge {
+            if self.transport.require_tls
+                && !self.transport.is_tls(
+                    request.uri(),
+                    request.headers(),
+                    request.extensions(),
+                    peer,
+                    &self.proxies,
+                )
+            {
+                return Err(FirewallRefusal::PlainHttp);
+            }
+            let rule = rule_for(&self.groups, &self.default_rule, path);
+            if *rule != IpRule::any() {
+                match client_ip {
+                    None => return Err(FirewallRefusal::UnknownAddress),
+                    Some(ip) if !rule.permits(ip) => {
+                        return Err(FirewallRefusal::AddressNotAllowed)
+                    }
+                    Some(_) => {}
+                }
+            }
+            if self
+                .routes
+                .check(request.method(), request.uri(), request.headers())
+                == RouteCheck::Undeclared
+            {
+                return Err(FirewallRefusal::UndeclaredRoute);
+            }
+            if let Some((i, s)) = self
+                .sunsets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| under(path, &s.prefix))
+                .max_by_key(|(_, s)| s.prefix.len())
+            {
+                if s.is_past(self.clock.now()) {
+                    return Err(FirewallRefusal::Sunset);
+                }
+                sunset = Some(i);
+            }
+        }
+        if !self.client_networks.is_empty() || !self.windows.is_empty() {
+            let subjects = (self.subjects)(request.extensions());
+            for subject in &subjects {
+                for (_, rule) in self.client_networks.iter().filter(|(s, _)| s == subject) {
+                    match client_ip {
+                        Some(ip) if rule.permits(ip) => {}
+                        Some(_) => return Err(FirewallRefusal::ClientAddressNotAllowed),
+                        None => return Err(FirewallRefusal::UnknownAddress),
+                    }
+                }
+                let mut windows = self.windows.iter().filter(|(s, _)| s == subject).peekable();
+                if windows.peek().is_some() {
+                    let now = self.clock.now();
+                    if !windows.any(|(_, w)| w.permits(now)) {
+                        return Err(FirewallRefusal::OutsideAccessWindow);
+                    }
+                }
+            }
+        }
+        Ok(sunset)
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for Firewall<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+{
+    type Response = Response<FhirBody<ResB>>;
+    type Error = S::Error;
+    type Future = FirewallFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        let state = match self.config.judge(&request) {
+            Err(refusal) => State::Refused { refusal },
+            Ok(sunset) => State::Inner {
+                future: self.inner.call(request),
+                config: self.config.clone(),
+                sunset,
+            },
+        };
+        FirewallFuture { state }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Firewall`].
+    pub struct FirewallFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Refused { refusal: FirewallRefusal },
+        Inner {
+            #[pin]
+            future: F,
+            config: Arc<Config>,
+            sunset: Option<usize>,
+        },
+    }
+}
+
+impl<F, ResB, E> Future for FirewallFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+{
+    type Output = Result<Response<FhirBody<ResB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Refused { refusal } => {
+                let mut response = refusal.to_response();
+                strip_server_headers(response.headers_mut());
+                Poll::Ready(Ok(response))
+            }
+            StateProj::Inner {
+                future,
+                config,
+                sunset,
+            } => {
+                let mut response = ready!(future.poll(cx))?;
+                let edge = config.stage == Stage::Edge;
+                if edge {
+                    strip_server_headers(response.headers_mut());
+                }
+                let deprecated = match sunset.and_then(|i| config.sunsets.get(i)) {
+                    Some(s) => {
+                        s.apply(response.headers_mut());
+                        true
+                    }
+                    None => false,
+                };
+                if edge {
+                    response
+                        .extensions_mut()
+                        .insert(FirewallDecision::Allowed { deprecated });
+                }
+                Poll::Ready(Ok(response.map(FhirBody::inner)))
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The declared-route inventory: what the service exposes, and nothing else.
+//!
+//! A route is declared as a FHIR interaction on a resource type, a system interaction, an
+//! operation, or an extra non-FHIR route (`GET /health`). Requests are classified with the
+//! same [`Classifier`] as [`ClassifyLayer`](crate::classify::ClassifyLayer); whatever isn't
+//! declared is answered 404 before any handler runs, and marked as a probe for the audit layer.
+//!
+//! The inventory is built from the service's CapabilityStatement, and
+//! [`drift`](RouteInventory::drift) compares an inventory with one, so the published
+//! documentation and what is reachable can't silently part ways.
+
+use crate::fhir::{
+    Classification, Classifier, FhirRequest, Interaction, OperationLevel, ResourceType,
+};
+use http::{HeaderMap, Method, Uri};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+
+/// A CapabilityStatement that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CapabilityError {
+    /// Not JSON, or not a CapabilityStatement.
+    #[error("not a FHIR CapabilityStatement")]
+    NotCapabilityStatement,
+    /// It names a resource type R4 doesn't have.
+    #[error("unknown resource type {0:?} in the CapabilityStatement")]
+    UnknownResourceType(String),
+    /// It names an interaction R4 doesn't have.
+    #[error("unknown interaction {0:?} in the CapabilityStatement")]
+    UnknownInteraction(String),
+}
+
+/// The bit of each interaction in a declaration mask.
+const fn bit(interaction: Interaction) -> u32 {
+    1 << match interaction {
+        Interaction::Read => 0,
+        Interaction::VRead => 1,
+        Interaction::Update => 2,
+        Interaction::Patch => 3,
+        Interaction::Delete => 4,
+        Interaction::HistoryInstance => 5,
+        Interaction::HistoryType => 6,
+        Interaction::HistorySystem => 7,
+        Interaction::Create => 8,
+        Interaction::SearchType => 9,
+        Interaction::SearchSystem => 10,
+        Interaction::SearchCompartment => 11,
+        Interaction::Capabilities => 12,
+        Interaction::Batch => 13,
+        Interaction::Transaction => 14,
+        Interaction::Operation => 15,
+        Interaction::SmartConfiguration => 16,
+    }
+}
+
+const TYPE_CODES: [(&str, Interaction); 9] = [
+    ("read", Interaction::Read),
+    ("vread", Interaction::VRead),
+    ("update", Interaction::Update),
+    ("patch", Interaction::Patch),
+    ("delete", Interaction::Delete),
+    ("history-instance", Interaction::HistoryInstance),
+    ("history-type", Interaction::HistoryType),
+    ("create", Interaction::Create),
+    ("search-type", Interaction::SearchType),
+];
+
+const SYSTEM_CODES: [(&str, Interaction); 4] = [
+    ("transaction", Interaction::Transaction),
+    ("batch", Interaction::Batch),
+    ("search-system", Interaction::SearchSystem),
+    ("history-system", Interaction::HistorySystem),
+];
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct DeclaredOperation {
+    name: String,
+    /// `None` for a system-level operation.
+    resource_type: Option<ResourceType>,
+}
+
+/// What the service exposes: declared routes, everything else refused with 404 (see
+/// [`crate::firewall`]).
+///
+/// Defaults: FHIR base `/fhir`, nothing declared but `GET [base]/metadata` (FHIR R4 §3.1.0.1:
+/// every server answers it).
+///
+/// ```
+/// use fhirwall::firewall::RouteInventory;
+/// use fhirwall::fhir::{Interaction, ResourceType};
+/// use http::{HeaderMap, Method};
+///
+/// let routes = RouteInventory::new("/fhir")
+///     .declare(ResourceType::Patient, [Interaction::Read, Interaction::SearchType])
+///     .extra(Method::GET, "/health");
+/// let h = HeaderMap::new();
+/// assert!(routes.permits(&Method::GET, &"/fhir/Patient/1".parse().unwrap(), &h));
+/// assert!(routes.permits(&Method::GET, &"/health".parse().unwrap(), &h));
+/// assert!(!routes.permits(&Method::DELETE, &"/fhir/Patient/1".parse().unwrap(), &h));
+/// assert!(!routes.permits(&Method::GET, &"/fhir/Observation/1".parse().unwrap(), &h));
+/// assert!(!routes.permits(&Method::GET, &"/debug/vars".parse().unwrap(), &h));
+/// ```
+#[derive(Clone, Debug)]
+pub struct RouteInventory {
+    bases: Vec<Classifier>,
+    types: HashMap<ResourceType, u32>,
+    system: u32,
+    operations: BTreeSet<DeclaredOperation>,
+    compartments: BTreeSet<ResourceType>,
+    extra: Vec<(Method, String)>,
+}
+
+impl RouteInventory {
+    /// An inventory for a FHIR API under `base_path`, declaring only `metadata`.
+    pub fn new(base_path: &str) -> Self {
+        RouteInventory {
+            bases: vec![Classifier::new(base_path)],
+            types: HashMap::new(),
+            system: bit(Interaction::Capabilities),
+            operations: BTreeSet::new(),
+            compartments: BTreeSet::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Also serves the same declared FHIR routes under another base path (such as a
+    /// deprecated `/fhir-v0`; give it a [`Sunset`](super::Sunset) too).
+    pub fn alias_base(mut self, base_path: &str) -> Self {
+        self.bases.push(Classifier::new(base_path));
+        self
+    }
+
+    /// Uses this classifier for the primary base (to match the limits of the
+    /// `ClassifyLayer` behind the firewall).
+    pub fn classifier(mut self, classifier: Classifier) -> Self {
+        if let Some(first) = self.bases.first_mut() {
+            *first = classifier;
+        }
+        self
+    }
+
+    /// Declares interactions on a resource type (type-level ones, such as `Create` and
+    /// `SearchType`, included).
+    pub fn declare(
+        mut self,
+        resource_type: ResourceType,
+        interactions: impl IntoIterator<Item = Interaction>,
+    ) -> Self {
+        let mask = self.types.entry(resource_type).or_insert(0);
+        for i in interactions {
+            *mask |= bit(i);
+        }
+        self
+    }
+
+    /// Declares system-level interactions (`SearchSystem`, `HistorySystem`, `Batch`,
+    /// `Transaction`, `SmartConfiguration`).
+    pub fn declare_system(mut self, interactions: impl IntoIterator<Item = Interaction>) -> Self {
+        for i in interactions {
+            self.system |= bit(i);
+        }
+        self
+    }
+
+    /// Declares an operation (`name` without `$`): on a resource type (type and instance
+    /// level), or at system level with `None`.
+    pub fn operation(mut self, name: &str, resource_type: Option<ResourceType>) -> Self {
+        self.operations.insert(DeclaredOperation {
+            name: name.trim_start_matches('$').to_owned(),
+            resource_type,
+        });
+        self
+    }
+
+    /// Declares compartment searches in the compartment of this type (`Patient/1/Observation`
+    /// is then reachable where `Observation` declares `SearchType`).
+    pub fn compartment(mut self, resource_type: ResourceType) -> Self {
+        self.compartments.insert(resource_type);
+        self
+    }
+
+    /// Declares a non-FHIR route: this method on exactly this path (`HEAD` follows `GET`).
+    pub fn extra(mut self, method: Method, path: &str) -> Self {
+        self.extra.push((method, path.to_owned()));
+        self
+    }
+
+    /// An inventory declaring exactly what a CapabilityStatement (R4 JSON) lists in its
+    /// `server` rest entries: each resource's interactions and operations, the system
+    /// interactions and operations, and the compartments.
+    pub fn from_capability_statement(
+        base_path: &str,
+        json: &[u8],
+    ) -> Result<Self, CapabilityError> {
+        let cs: Value =
+            serde_json::from_slice(json).map_err(|_| CapabilityError::NotCapabilityStatement)?;
+        if cs.get("resourceType").and_then(Value::as_str) != Some("CapabilityStatement") {
+            return Err(CapabilityError::NotCapabilityStatement);
+        }
+        let mut inv = RouteInventory::new(base_path);
+        let rests = cs.get("rest").and_then(Value::as_array);
+        for rest in rests.into_iter().flatten() {
+            if rest.get("mode").and_then(Value::as_str) != Some("server") {
+                continue;
+            }
+            for resource in array(rest, "resource") {
+                let name = resource.get("type").and_then(Value::as_str).unwrap_or("");
+                let rt = ResourceType::from_name(name)
+                    .ok_or_else(|| CapabilityError::UnknownResourceType(clip(name)))?;
+                let mut mask = 0;
+                for code in codes(resource, "interaction") {
+                    let i = TYPE_CODES
+                        .iter()
+                        .find(|(c, _)| *c == code)
+                        .map(|(_, i)| *i)
+                        .ok_or_else(|| CapabilityError::UnknownInteraction(clip(code)))?;
+                    mask |= bit(i);
+                }
+                *inv.types.entry(rt).or_insert(0) |= mask;
+                for name in operation_names(resource) {
+                    inv = inv.operation(name, Some(rt));
+                }
+            }
+            for code in codes(rest, "interaction") {
+                let i = SYSTEM_CODES
+                    .iter()
+                    .find(|(c, _)| *c == code)
+                    .map(|(_, i)| *i)
+                    .ok_or_else(|| CapabilityError::UnknownInteraction(clip(code)))?;
+                inv.system |= bit(i);
+            }
+            for name in operation_names(rest) {
+                inv = inv.operation(name, None);
+            }
+            for url in array(rest, "compartment").filter_map(Value::as_str) {
+                let name = url.rsplit('/').next().unwrap_or("");
+                // Canonical URLs name the compartment in lower case (`…/patient`).
+                let mut chars = name.chars();
+                let capitalised: String = chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase())
+                    .into_iter()
+                    .chain(chars)
+                    .collect();
+                let rt = ResourceType::from_name(&capitalised)
+                    .ok_or_else(|| CapabilityError::UnknownResourceType(clip(name)))?;
+                inv.compartments.insert(rt);
+            }
+        }
+        Ok(inv)
+    }
+
+    /// The differences between this inventory's FHIR routes and a CapabilityStatement's, one
+    /// line each: `reachable but undocumented: …` or `documented but unreachable: …`. Empty
+    /// when they agree. Extra non-FHIR routes are not compared.
+    pub fn drift(&self, capability_statement: &[u8]) -> Result<Vec<String>, CapabilityError> {
+        let base = self.bases.first().map_or("/fhir", |c| c.base_path());
+        let documented = RouteInventory::from_capability_statement(base, capability_statement)?;
+        let ours = self.listing();
+        let theirs = documented.listing();
+        let mut out: Vec<String> = ours
+            .difference(&theirs)
+            .map(|r| format!("reachable but undocumented: {r}"))
+            .collect();
+        out.extend(
+            theirs
+                .difference(&ours)
+                .map(|r| format!("documented but unreachable: {r}")),
+        );
+        Ok(out)
+    }
+
+    /// Every declared FHIR route, one line each (`Patient read`, `system batch`,
+    /// `$everything on Patient`, `compartment Patient`).
+    pub fn listing(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (rt, mask) in &self.types {
+            for (code, i) in TYPE_CODES {
+                if mask & bit(i) != 0 {
+                    out.insert(format!("{} {code}", rt.as_str()));
+                }
+            }
+        }
+        for (code, i) in SYSTEM_CODES {
+            if self.system & bit(i) != 0 {
+                out.insert(format!("system {code}"));
+            }
+        }
+        for op in &self.operations {
+            match op.resource_type {
+                Some(rt) => out.insert(format!("${} on {}", op.name, rt.as_str())),
+                None => out.insert(format!("${} on system", op.name)),
+            };
+        }
+        for rt in &self.compartments {
+            out.insert(format!("compartment {}", rt.as_str()));
+        }
+        out
+    }
+
+    /// Whether the request is to a declared route.
+    pub fn permits(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        self.check(method, uri, headers) != RouteCheck::Undeclared
+    }
+
+    pub(crate) fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> RouteCheck {
+        let path = uri.path();
+        for (m, p) in &self.extra {
+            let method_matches = m == method || (*m == Method::GET && method == Method::HEAD);
+            if method_matches && p == path {
+                return RouteCheck::Declared;
+            }
+        }
+        // No FHIR path needs a percent-escape: types, ids, `_history`, `$op` are all
+        // unreserved characters. An escape is someone hoping two parsers disagree.
+        if path.contains('%') {
+            return RouteCheck::Undeclared;
+        }
+        let Some(classifier) = self
+            .bases
+            .iter()
+            .filter(|c| super::allowlist::under(path, c.base_path()))
+            .max_by_key(|c| c.base_path().len())
+        else {
+            return RouteCheck::Undeclared;
+        };
+        match classifier.classify_head(method, uri, headers) {
+            Ok(Classification::Done(request)) => self.declared(&request),
+            Ok(Classification::NeedsBody(pending)) => self.declared(pending.request()),
+            Err(refusal) => {
+                use crate::fhir::UnclassifiedKind as K;
+                match refusal.kind() {
+                    // The route is readable, but the request is malformed in another way: judge
+                    // the route alone, and let the ClassifyLayer behind refuse the rest with
+                    // the precise reason.
+                    K::BadQuery | K::UriTooLong | K::UnsupportedMediaType => {
+                        self.route_alone(classifier, method, path, headers)
+                    }
+                    _ => RouteCheck::Undeclared,
+                }
+            }
+        }
+    }
+
+    /// The route of a request whose query or content type is at fault (an error path, so the
+    /// copies don't matter).
+    fn route_alone(
+        &self,
+        classifier: &Classifier,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> RouteCheck {
+        let Ok(uri) = Uri::try_from(path) else {
+            return RouteCheck::Undeclared;
+        };
+        let mut headers = headers.clone();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        match classifier.classify_head(method, &uri, &headers) {
+            Ok(Classification::Done(request)) => self.declared(&request),
+            Ok(Classification::NeedsBody(pending)) => self.declared(pending.request()),
+            Err(_) => RouteCheck::Undeclared,
+        }
+        .malformed()
+    }
+
+    fn declared(&self, request: &FhirRequest) -> RouteCheck {
+        let interaction = request.interaction();
+        let ok = match interaction {
+            Interaction::Capabilities
+            | Interaction::SearchSystem
+            | Interaction::HistorySystem
+            | Interaction::SmartConfiguration => self.system & bit(interaction) != 0,
+            // The head can't tell a batch from a transaction; either declared lets the body
+            // be read, and the entries are classified by the ClassifyLayer.
+            Interaction::Batch | Interaction::Transaction => {
+                self.system & (bit(Interaction::Batch) | bit(Interaction::Transaction)) != 0
+            }
+            Interaction::Operation => match request.operation() {
+                Some(op) => {
+                    let rt = match op.level {
+                        OperationLevel::System => None,
+                        OperationLevel::Type | OperationLevel::Instance => request.resource_type(),
+                    };
+                    self.operations
+                        .iter()
+                        .any(|d| d.name == op.name && d.resource_type == rt)
+                }
+                None => false,
+            },
+            Interaction::SearchCompartment => match request.compartment() {
+                Some(c) if self.compartments.contains(&c.resource_type) => match c.target {
+                    Some(t) => self.type_declares(t, Interaction::SearchType),
+                    None => true,
+                },
+                _ => false,
+            },
+            other => request
+                .resource_type()
+                .is_some_and(|t| self.type_declares(t, other)),
+        };
+        if ok {
+            RouteCheck::Declared
+        } else {
+            RouteCheck::Undeclared
+        }
+    }
+
+    fn type_declares(&self, rt: ResourceType, interaction: Interaction) -> bool {
+        self.types
+            .get(&rt)
+            .is_some_and(|m| m & bit(interaction) != 0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RouteCheck {
+    Declared,
+    Undeclared,
+    /// A declared route with a malformed query or content type.
+    Malformed,
+}
+
+impl RouteCheck {
+    fn malformed(self) -> Self {
+        match self {
+            RouteCheck::Declared => RouteCheck::Malformed,
+            other => other,
+        }
+    }
+}
+
+fn array<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> + 'a {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+fn codes<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a str> + 'a {
+    array(v, key).filter_map(|i| i.get("code").and_then(Value::as_str))
+}
+
+fn operation_names(v: &Value) -> impl Iterator<Item = &str> + '_ {
+    array(v, "operation").filter_map(|o| o.get("name").and_then(Value::as_str))
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
+}

@@ -1,0 +1,142 @@
+//! Transport rules: TLS only, and the usual API security headers.
+//!
+//! Whether a request came over TLS is decided from the connection: a [`TlsConnection`] marker
+//! (or, with the `mtls` feature, the peer certificates fhirwall's TLS server records), and
+//! `X-Forwarded-Proto` only when the TCP peer is one of the [`TrustedProxies`]. The URI's own
+//! scheme is chosen by the client (HTTP/1.1 absolute-form, HTTP/2 `:scheme`) even on a plain
+//! connection, so it is believed only with [`danger_trust_uri_scheme`](TransportPolicy::danger_trust_uri_scheme).
+//!
+//! The headers are set with tower-http's `SetResponseHeader` layers (see
+//! [`SecurityHeaders`](super::SecurityHeaders)); only the removal of server-identifying
+//! headers is done by the firewall itself.
+
+use crate::net::TrustedProxies;
+use http::{Extensions, HeaderMap, HeaderValue, Response, Uri};
+use std::net::IpAddr;
+use tower_http::set_header::MakeHeaderValue;
+
+/// Put this in a request's extensions (from your server's accept loop) when the connection is
+/// TLS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsConnection;
+
+/// How requests must arrive, and the security headers responses get.
+///
+/// Defaults: TLS not required; `Strict-Transport-Security: max-age=31536000;
+/// includeSubDomains` once TLS is required; `X-Content-Type-Options: nosniff`;
+/// `Referrer-Policy: no-referrer`; `Cache-Control: no-store` on FHIR and JSON responses (they
+/// may carry PHI) that don't set their own; `Server` and `X-Powered-By` removed.
+#[derive(Clone, Debug)]
+pub struct TransportPolicy {
+    pub(crate) require_tls: bool,
+    trust_uri_scheme: bool,
+    pub(crate) hsts: HeaderValue,
+    pub(crate) referrer_policy: HeaderValue,
+}
+
+impl Default for TransportPolicy {
+    fn default() -> Self {
+        TransportPolicy {
+            require_tls: false,
+            trust_uri_scheme: false,
+            hsts: HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            referrer_policy: HeaderValue::from_static("no-referrer"),
+        }
+    }
+}
+
+impl TransportPolicy {
+    /// Refuses plain HTTP (403) and sends HSTS.
+    pub fn require_tls(mut self) -> Self {
+        self.require_tls = true;
+        self
+    }
+
+    /// Believes an `https` scheme in the request URI. Only safe when nothing in front can
+    /// accept plain-text HTTP/2 or absolute-form requests from clients.
+    pub fn danger_trust_uri_scheme(mut self) -> Self {
+        self.trust_uri_scheme = true;
+        self
+    }
+
+    /// The `Strict-Transport-Security` value (RFC 6797 §6.1).
+    pub fn hsts(mut self, value: HeaderValue) -> Self {
+        self.hsts = value;
+        self
+    }
+
+    /// The `Referrer-Policy` value.
+    pub fn referrer_policy(mut self, value: HeaderValue) -> Self {
+        self.referrer_policy = value;
+        self
+    }
+
+    /// Whether the request arrived over TLS.
+    pub(crate) fn is_tls(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        peer: Option<IpAddr>,
+        proxies: &TrustedProxies,
+    ) -> bool {
+        if extensions.get::<TlsConnection>().is_some() {
+            return true;
+        }
+        #[cfg(feature = "mtls")]
+        if extensions
+            .get::<crate::identity::PeerCertificates>()
+            .is_some()
+        {
+            return true;
+        }
+        if self.trust_uri_scheme && uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            return true;
+        }
+        match peer {
+            // The nearest proxy's word is the last value it wrote.
+            Some(ip) if proxies.is_trusted(ip) => headers
+                .get_all("x-forwarded-proto")
+                .iter()
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https")),
+            _ => false,
+        }
+    }
+}
+
+/// `Cache-Control: no-store` for responses that may carry PHI: FHIR and JSON bodies, and
+/// responses without a content type (a refusal or an empty answer still says something).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PhiNoStore {
+    /// Whether to set the header at all.
+    pub enabled: bool,
+}
+
+impl<B> MakeHeaderValue<Response<B>> for PhiNoStore {
+    fn make_header_value(&mut self, response: &Response<B>) -> Option<HeaderValue> {
+        if !self.enabled {
+            return None;
+        }
+        let phi = match response.headers().get(http::header::CONTENT_TYPE) {
+            None => true,
+            Some(ct) => {
+                let ct = ct.as_bytes();
+                ct.starts_with(b"application/fhir")
+                    || ct.starts_with(b"application/json")
+                    || ct.starts_with(b"application/x-ndjson")
+                    || ct.starts_with(b"application/ndjson")
+            }
+        };
+        phi.then(|| HeaderValue::from_static("no-store"))
+    }
+}
+
+/// Removes headers that name the server software.
+pub(crate) fn strip_server_headers(headers: &mut HeaderMap) {
+    headers.remove(http::header::SERVER);
+    headers.remove("x-powered-by");
+    headers.remove("x-aspnet-version");
+}
