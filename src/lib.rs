@@ -45,9 +45,8 @@
 //! | `policy`   | no      | `policy`    | the whole stack from one TOML policy file |
 //! | `full`     | no      |             | everything |
 //!
-//! The protection modules are being built issue by issue; today the crate ships the
-//! foundation ([`fhir`], [`classify`], [`body`]). A feature whose module is not built yet
-//! compiles to nothing rather than to a placeholder.
+//! The always-on foundation is [`fhir`], [`classify`], [`body`] and [`net`]. The `policy` feature
+//! is reserved for the TOML policy file and has no module yet.
 //!
 //! ## Layer order (outermost first)
 //!
