@@ -11,8 +11,15 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+#[path = "support/redact_demo.rs"]
+mod redact_demo;
+#[path = "support/smart_demo.rs"]
+mod smart_demo;
+
+use axum::routing::get;
 use fhirwall::classify::ClassifyLayer;
 use fhirwall::fhir::Classifier;
+use fhirwall::smart::SmartLayer;
 use fhirwall_demo::{router, sample, upstream_router, DemoConfig, MemoryStore};
 
 const USAGE: &str = "\
@@ -22,12 +29,14 @@ options:
   --listen ADDR     address to listen on (default 127.0.0.1:8080)
   --base PATH       FHIR base path (default /fhir)
   --upstream URL    forward to this FHIR server (http://host:port/path) instead of the demo store
+  --smart           require SMART tokens (a demo issuer signs them) and redact per client
   -h, --help        show this help";
 
 struct Args {
     listen: SocketAddr,
     base: String,
     upstream: Option<String>,
+    smart: bool,
 }
 
 /// `Ok(None)` means `--help`.
@@ -36,6 +45,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         base: "/fhir".to_owned(),
         upstream: None,
+        smart: false,
     };
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
@@ -44,6 +54,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         };
         if name == "-h" || name == "--help" {
             return Ok(None);
+        }
+        if name == "--smart" {
+            parsed.smart = true;
+            continue;
         }
         if !["--listen", "--base", "--upstream"].contains(&name.as_str()) {
             return Err(format!("unknown option {flag:?}"));
@@ -100,7 +114,54 @@ async fn main() -> ExitCode {
 
     // fhirwall layers, outermost first. axum applies the last `.layer` call outermost, so they
     // are listed here innermost first.
-    let app = app.layer(ClassifyLayer::new(Classifier::new(&config.base_path)));
+    let mut tokens = Vec::new();
+    let app = if args.smart {
+        let origin = format!("http://{}", args.listen);
+        let issuer = match smart_demo::DemoIssuer::generate(
+            &format!("{origin}/demo-issuer"),
+            &config.base_url,
+        ) {
+            Ok(issuer) => issuer,
+            Err(e) => {
+                eprintln!("gateway: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let minted = issuer.sample_tokens("pat-1").and_then(|mut t| {
+            let patient_app = smart_demo::DemoToken::new(redact_demo::PATIENT_APP)
+                .scope("launch/patient openid fhirUser patient/*.rs")
+                .patient("pat-ssn")
+                .fhir_user("Patient/pat-ssn");
+            t.push((
+                "patient-app for pat-ssn (SSN redacted)",
+                issuer.mint(&patient_app)?,
+            ));
+            let research = smart_demo::DemoToken::new(redact_demo::RESEARCH).scope("user/*.rs");
+            t.push((
+                "research (no identifiers, names, birth year only)",
+                issuer.mint(&research)?,
+            ));
+            Ok(t)
+        });
+        match minted {
+            Ok(t) => tokens = t,
+            Err(e) => {
+                eprintln!("gateway: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        let jwks = issuer.jwks_json().to_owned();
+        let fhir = app
+            .layer(redact_demo::layer())
+            .layer(SmartLayer::new(issuer.verifier()).realm("fhirwall-demo"))
+            .layer(ClassifyLayer::new(Classifier::new(&config.base_path)));
+        // The issuer's keys are public and live outside the FHIR base.
+        axum::Router::new()
+            .route(&issuer.jwks_path(), get(move || async move { jwks }))
+            .fallback_service(fhir)
+    } else {
+        app.layer(ClassifyLayer::new(Classifier::new(&config.base_path)))
+    };
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
@@ -122,6 +183,9 @@ async fn main() -> ExitCode {
     );
     println!("  curl -s {base}/Patient/pat-ssn");
     println!("  curl -s '{base}/Patient/pat-1/$everything'");
+    for (who, token) in &tokens {
+        println!("\n{who}:\n  curl -s -H 'Authorization: Bearer {token}' {base}/Patient/pat-ssn");
+    }
     println!("refused by fhirwall before reaching the server:");
     println!("  curl -si {base}/patient/pat-1          # 404: not an R4 resource type");
     println!("  curl -si {base}/Patient%2Fpat-1        # 400: encoded slash");
