@@ -67,7 +67,7 @@
 //! - No panics on any input.
 //! - A refusal is a response (`Response<FhirBody<B>>`), never an error of our own type.
 //! - Nothing internal (tokens, keys, error chains) leaks into a response body.
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(unreachable_pub)]
 
 #[cfg(feature = "audit")]
@@ -82,10 +82,13 @@ pub mod identity;
 #[cfg(feature = "limit")]
 pub mod limit;
 pub mod net;
+#[cfg(feature = "policy")]
+pub mod policy;
 #[cfg(feature = "redact")]
 pub mod redact;
 #[cfg(feature = "smart")]
 pub mod smart;
+pub mod stack;
 #[cfg(feature = "validate")]
 pub mod validate;
 

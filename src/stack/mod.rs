@@ -1,0 +1,1 @@
+//! The whole fhirwall stack in the recommended order, from one builder.
