@@ -115,3 +115,42 @@ where
 pub fn full_response<B>(response: http::Response<Full<Bytes>>) -> http::Response<FhirBody<B>> {
     response.map(FhirBody::from_full)
 }
+
+/// Why [`poll_read_bounded`] stopped before the end of a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadError {
+    /// More bytes arrived than the limit allows.
+    TooLarge,
+    /// The body itself failed (a reset connection, a malformed chunk).
+    Unreadable,
+}
+
+/// Reads a whole body into `buffer`, never holding more than `limit` bytes.
+///
+/// The count is kept while reading because a chunked body has no `Content-Length` to trust;
+/// non-data frames (trailers) are dropped. Ready with `Ok(())` at the end of the body.
+pub(crate) fn poll_read_bounded<B>(
+    mut body: Pin<&mut B>,
+    cx: &mut Context<'_>,
+    buffer: &mut Vec<u8>,
+    limit: usize,
+) -> Poll<Result<(), ReadError>>
+where
+    B: Body<Data = Bytes>,
+{
+    loop {
+        match body.as_mut().poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(Ok(())),
+            Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(ReadError::Unreadable)),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buffer.len().saturating_add(data.len()) > limit {
+                        return Poll::Ready(Err(ReadError::TooLarge));
+                    }
+                    buffer.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}

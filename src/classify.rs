@@ -24,7 +24,7 @@
 //! With `Router::nest("/fhir", ...)`, axum strips the prefix before inner layers run: a layer on
 //! the nested router sees `/Patient/1` and needs `Classifier::new("/")`.
 
-use crate::body::{full_response, BoxError, FhirBody};
+use crate::body::{full_response, poll_read_bounded, BoxError, FhirBody, ReadError};
 use crate::fhir::{Classification, Classifier, PendingBody, Unclassified, UnclassifiedKind};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -213,24 +213,14 @@ where
                     limit,
                     waiting,
                 } => {
-                    // Read the whole body, never holding more than the limit.
-                    loop {
-                        match ready!(body.as_mut().poll_frame(cx)) {
-                            None => break,
-                            Some(Ok(frame)) => {
-                                if let Ok(data) = frame.into_data() {
-                                    if buffer.len() + data.len() > *limit {
-                                        return Poll::Ready(Ok(refuse(too_large())));
-                                    }
-                                    buffer.extend_from_slice(&data);
-                                }
-                            }
-                            Some(Err(_)) => {
-                                return Poll::Ready(Ok(refuse(Unclassified::new(
-                                    UnclassifiedKind::BodyUnreadable,
-                                    "the request body could not be read",
-                                ))));
-                            }
+                    match ready!(poll_read_bounded(body.as_mut(), cx, buffer, *limit)) {
+                        Ok(()) => {}
+                        Err(ReadError::TooLarge) => return Poll::Ready(Ok(refuse(too_large()))),
+                        Err(ReadError::Unreadable) => {
+                            return Poll::Ready(Ok(refuse(Unclassified::new(
+                                UnclassifiedKind::BodyUnreadable,
+                                "the request body could not be read",
+                            ))));
                         }
                     }
                     let Some(Waiting {

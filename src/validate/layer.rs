@@ -3,7 +3,7 @@
 use super::negotiate::{self, BodyKind};
 use super::problem::{Problem, ProblemClass, Rejection};
 use super::{check_json, check_resource, check_search, CreateId, ValidateConfig};
-use crate::body::{full_response, BoxError, FhirBody};
+use crate::body::{full_response, poll_read_bounded, BoxError, FhirBody, ReadError};
 use crate::fhir::{FhirRequest, Interaction, IssueType, OperationOutcome, Query};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -383,26 +383,16 @@ where
                     waiting,
                 } => {
                     let limit = waiting.as_ref().map_or(0, |w| w.config.max_body_bytes);
-                    // Count while reading: a chunked body has no Content-Length to trust.
-                    loop {
-                        match ready!(body.as_mut().poll_frame(cx)) {
-                            None => break,
-                            Some(Ok(frame)) => {
-                                if let Ok(data) = frame.into_data() {
-                                    if buffer.len() + data.len() > limit {
-                                        return Poll::Ready(Ok(refuse(too_large())));
-                                    }
-                                    buffer.extend_from_slice(&data);
-                                }
-                            }
-                            Some(Err(_)) => {
-                                return Poll::Ready(Ok(refuse(Rejection::one(Problem::new(
-                                    ProblemClass::Structure,
-                                    IssueType::Structure,
-                                    "the request body could not be read",
-                                    "",
-                                )))));
-                            }
+                    match ready!(poll_read_bounded(body.as_mut(), cx, buffer, limit)) {
+                        Ok(()) => {}
+                        Err(ReadError::TooLarge) => return Poll::Ready(Ok(refuse(too_large()))),
+                        Err(ReadError::Unreadable) => {
+                            return Poll::Ready(Ok(refuse(Rejection::one(Problem::new(
+                                ProblemClass::Structure,
+                                IssueType::Structure,
+                                "the request body could not be read",
+                                "",
+                            )))));
                         }
                     }
                     let Some(Waiting {

@@ -12,9 +12,15 @@ use super::json::{JResult, JsonErrorKind, Next, Scanner};
 use super::problem::{Problem, ProblemClass, Rejection};
 use super::references::{self, RefContext};
 use super::{primitives, ValidateConfig};
-use crate::fhir::tables::{self, ElementDef, Max};
+use crate::fhir::tables::{self, ElementDef};
 use crate::fhir::{IssueType, ResourceType};
 use std::borrow::Cow;
+
+mod kind;
+#[cfg(test)]
+mod tests;
+
+use kind::{kind_of, repeats, type_matches, Kind};
 
 /// What a valid resource body said about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,17 +29,6 @@ pub struct Checked {
     pub resource_type: ResourceType,
     /// Its `id`, if it has one.
     pub id: Option<String>,
-}
-
-/// How the value of an element is checked.
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    /// A resource (`contained`, `Bundle.entry.resource`): its type comes from `resourceType`.
-    Resource,
-    /// An object whose keys are the children of this path (a data type or backbone element).
-    Complex(&'static str),
-    /// A primitive of this type.
-    Primitive(&'static str),
 }
 
 /// An element seen in the open object: which element, which choice variant, value or `_x`.
@@ -101,60 +96,6 @@ pub fn check_resource(body: &[u8], cfg: &ValidateConfig) -> Result<Checked, Reje
             Err(Rejection::new(c.problems))
         }
     }
-}
-
-fn type_matches(ty: &str, suffix: &str) -> bool {
-    let (mut a, mut b) = (ty.chars(), suffix.chars());
-    match (a.next(), b.next()) {
-        (Some(x), Some(y)) if x.to_ascii_uppercase() == y => a.as_str() == b.as_str(),
-        _ => false,
-    }
-}
-
-/// The primitive type of an element typed with a FHIRPath system type: `Resource.id` is an
-/// `id`, `Extension.url` a `uri`, every other `id` a `string`.
-fn system_primitive(path: &str, ty: &str) -> &'static str {
-    match ty.rsplit('.').next().unwrap_or_default() {
-        "Boolean" => return "boolean",
-        "Integer" => return "integer",
-        "Decimal" => return "decimal",
-        "Date" => return "date",
-        "DateTime" => return "dateTime",
-        "Time" => return "time",
-        _ => {}
-    }
-    if path == "Extension.url" {
-        return "uri";
-    }
-    match path.split_once('.') {
-        Some((root, "id"))
-            if ResourceType::from_name(root).is_some()
-                || root == "Resource"
-                || root == "DomainResource" =>
-        {
-            "id"
-        }
-        _ => "string",
-    }
-}
-
-fn kind_of(e: &'static ElementDef, ty: &'static str) -> Kind {
-    if let Some(target) = e.content_reference {
-        return Kind::Complex(target.trim_start_matches('#'));
-    }
-    match ty {
-        "Resource" => Kind::Resource,
-        "BackboneElement" | "Element" => Kind::Complex(e.path),
-        t if t.starts_with("http://hl7.org/fhirpath/System.") => {
-            Kind::Primitive(system_primitive(e.path, t))
-        }
-        t if t.starts_with(|c: char| c.is_ascii_lowercase()) => Kind::Primitive(t),
-        t => Kind::Complex(t),
-    }
-}
-
-fn repeats(e: &ElementDef) -> bool {
-    !matches!(e.max, Max::Count(0 | 1))
 }
 
 impl<'a> Checker<'a, '_> {
@@ -622,53 +563,5 @@ impl<'a> Checker<'a, '_> {
             other if repeats(elem) => self.wrong_shape("an array", other),
             other => self.wrong_shape("an object", other),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn problems(json: &str) -> Vec<(ProblemClass, String)> {
-        match check_resource(json.as_bytes(), &ValidateConfig::new()) {
-            Ok(_) => Vec::new(),
-            Err(r) => r
-                .problems()
-                .iter()
-                .map(|p| (p.class, p.expression.clone()))
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn fhir_r4_json_representation() {
-        assert!(problems(r#"{"resourceType":"Patient","id":"p1","gender":"female","birthDate":"1970-01-01","_birthDate":{"extension":[{"url":"http://x","valueString":"y"}]},"name":[{"given":["A",null],"_given":[null,{"id":"g"}]}]}"#).is_empty());
-        assert_eq!(
-            problems(
-                r#"{"gender":"female","resourceType":"Patient","deceasedBoolean":true,"deceasedDateTime":"2020"}"#
-            ),
-            [(ProblemClass::Rule, "Patient.deceased".to_owned())]
-        );
-        assert_eq!(
-            problems(r#"{"resourceType":"Patient","gender":"f"}"#),
-            [(ProblemClass::Rule, "Patient.gender".to_owned())]
-        );
-        assert_eq!(
-            problems(r#"{"resourceType":"Patient","name":{"family":"x"}}"#),
-            [(ProblemClass::Structure, "Patient.name".to_owned())]
-        );
-        assert_eq!(
-            problems(
-                r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","foo":1}}]}"#
-            ),
-            [(
-                ProblemClass::Structure,
-                "Bundle.entry[0].resource.foo".to_owned()
-            )]
-        );
-        assert_eq!(
-            problems(r#"{"resourceType":"Patient","resourceType":"Patient"}"#),
-            [(ProblemClass::Structure, "Patient".to_owned())]
-        );
     }
 }
