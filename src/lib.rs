@@ -42,23 +42,23 @@
 //! | `audit`    | yes     | `audit`     | one audit record per request |
 //! | `redis`    | no      | `limit`     | budgets shared across replicas through Redis |
 //! | `jwks`     | no      | `smart`     | JWKS, discovery and introspection over HTTP |
-//! | `policy`   | no      | `policy`    | the whole stack from one TOML policy file |
+//! | `policy`   | no      | `policy`    | the whole stack from one TOML policy file, reloadable |
+//! | `schema`   | no      | `policy`    | the policy file's JSON Schema |
+//! | `rustls`   | no      | `identity`  | a hardened TLS server with peer certificates per request |
+//! | `axum`     | no      | `net`       | reads axum's `ConnectInfo` for the peer address |
 //! | `full`     | no      |             | everything |
 //!
-//! The always-on foundation is [`fhir`], [`classify`], [`body`] and [`net`]. The `policy` feature
-//! is reserved for the TOML policy file and has no module yet.
+//! The always-on foundation is [`fhir`], [`classify`], [`body`] and [`net`], and [`stack`]
+//! assembles whichever layers are enabled.
 //!
-//! ## Layer order (outermost first)
+//! ## The whole stack
 //!
-//! 1. audit (sees every outcome, rejections included)
-//! 2. firewall (cheapest rejections first)
-//! 3. [`classify`] (every later layer reads its [`fhir::FhirRequest`])
-//! 4. identity (mTLS client)
-//! 5. smart (token, scopes, compartment)
-//! 6. limit (budget per client)
-//! 7. validate (request body and parameters)
-//! 8. redact (response visibility)
-//! 9. the FHIR handlers
+//! [`stack::Fhirwall`] takes each layer, configured with its own builder, checks them against
+//! each other and applies them in the recommended order ([`stack::Fhirwall::ORDER`], outermost
+//! first): audit, firewall, identity, classify, smart, the firewall's per-client rules, limit,
+//! validate, redact, and the audit capture just before your handlers. With the `policy`
+//! feature, the same stack comes from one TOML file (`policy::Policy::load(path)?.build()?`),
+//! reloadable at run time (`policy::PolicyHandle`).
 //!
 //! ## Rules that hold everywhere
 //!

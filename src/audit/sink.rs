@@ -168,7 +168,9 @@ fn open(path: &Path) -> std::io::Result<File> {
 
 impl AuditSink for JsonLinesFile {
     fn record(&self, record: AuditRecord) {
-        let mut line = record.to_json().into_bytes();
+        // One buffer per record, sized for it: the JSON is written straight into it.
+        let mut line = Vec::with_capacity(super::record::JSON_CAPACITY);
+        record.write_json(&mut line);
         line.push(b'\n');
         if self.write_line(&line).is_err() {
             self.errors.fetch_add(1, Ordering::Relaxed);

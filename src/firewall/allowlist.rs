@@ -49,6 +49,12 @@ impl IpRule {
         Ok(self)
     }
 
+    /// Whether every address passes (no allow list, no deny list): the per-request check is
+    /// then skipped, and no client address is needed.
+    pub(crate) fn is_any(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+
     /// Whether `ip` may pass.
     pub fn permits(&self, ip: IpAddr) -> bool {
         !self.deny.contains(ip) && (self.allow.is_empty() || self.allow.contains(ip))

@@ -14,7 +14,7 @@
 //!
 //! Every refusal is an `OperationOutcome` with a [`FirewallDecision`] on the response
 //! extensions; passed responses get [`FirewallDecision::Allowed`], `Deprecation`/`Sunset`/`Link`
-//! under a deprecated prefix, the security headers ([`SecurityHeaders`], set with tower-http),
+//! under a deprecated prefix, the security headers ([`SecurityHeaders`]),
 //! and lose `Server` and `X-Powered-By`.
 //!
 //! The client address comes from the connection ([`crate::net::remote_addr`]); forwarded

@@ -14,7 +14,7 @@ use crate::fhir::{
 };
 use http::{HeaderMap, Method, Uri};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// A CapabilityStatement that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -103,7 +103,12 @@ struct DeclaredOperation {
 #[derive(Clone, Debug)]
 pub struct RouteInventory {
     bases: Vec<Classifier>,
-    types: HashMap<ResourceType, u32>,
+    /// For each base: whether [`quick`](Self::quick) may judge paths under it (its
+    /// classifier's URI length limit admits every path the quick shapes can have).
+    quick_bases: Vec<bool>,
+    /// Declared interactions by type: a mask at each type's index (its place in
+    /// [`ResourceType::ALL`]), so a request's type is found without hashing.
+    types: Vec<u32>,
     system: u32,
     operations: BTreeSet<DeclaredOperation>,
     compartments: BTreeSet<ResourceType>,
@@ -113,9 +118,11 @@ pub struct RouteInventory {
 impl RouteInventory {
     /// An inventory for a FHIR API under `base_path`, declaring only `metadata`.
     pub fn new(base_path: &str) -> Self {
+        let classifier = Classifier::new(base_path);
         RouteInventory {
-            bases: vec![Classifier::new(base_path)],
-            types: HashMap::new(),
+            quick_bases: vec![quick_eligible(&classifier)],
+            bases: vec![classifier],
+            types: vec![0; ResourceType::ALL.len()],
             system: bit(Interaction::Capabilities),
             operations: BTreeSet::new(),
             compartments: BTreeSet::new(),
@@ -126,13 +133,18 @@ impl RouteInventory {
     /// Also serves the same declared FHIR routes under another base path (such as a
     /// deprecated `/fhir-v0`; give it a [`Sunset`](super::Sunset) too).
     pub fn alias_base(mut self, base_path: &str) -> Self {
-        self.bases.push(Classifier::new(base_path));
+        let classifier = Classifier::new(base_path);
+        self.quick_bases.push(quick_eligible(&classifier));
+        self.bases.push(classifier);
         self
     }
 
     /// Uses this classifier for the primary base (to match the limits of the
     /// `ClassifyLayer` behind the firewall).
     pub fn classifier(mut self, classifier: Classifier) -> Self {
+        if let Some(first) = self.quick_bases.first_mut() {
+            *first = quick_eligible(&classifier);
+        }
         if let Some(first) = self.bases.first_mut() {
             *first = classifier;
         }
@@ -146,9 +158,10 @@ impl RouteInventory {
         resource_type: ResourceType,
         interactions: impl IntoIterator<Item = Interaction>,
     ) -> Self {
-        let mask = self.types.entry(resource_type).or_insert(0);
-        for i in interactions {
-            *mask |= bit(i);
+        if let Some(mask) = self.types.get_mut(type_index(resource_type)) {
+            for i in interactions {
+                *mask |= bit(i);
+            }
         }
         self
     }
@@ -216,7 +229,9 @@ impl RouteInventory {
                         .ok_or_else(|| CapabilityError::UnknownInteraction(clip(code)))?;
                     mask |= bit(i);
                 }
-                *inv.types.entry(rt).or_insert(0) |= mask;
+                if let Some(m) = inv.types.get_mut(type_index(rt)) {
+                    *m |= mask;
+                }
                 for name in operation_names(resource) {
                     inv = inv.operation(name, Some(rt));
                 }
@@ -274,7 +289,7 @@ impl RouteInventory {
     /// `$everything on Patient`, `compartment Patient`).
     pub fn listing(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        for (rt, mask) in &self.types {
+        for (rt, mask) in ResourceType::ALL.iter().zip(&self.types) {
             for (code, i) in TYPE_CODES {
                 if mask & bit(i) != 0 {
                     out.insert(format!("{} {code}", rt.as_str()));
@@ -316,6 +331,68 @@ impl RouteInventory {
         if path.contains('%') {
             return RouteCheck::Undeclared;
         }
+        if let Some(quick) = self.quick(method, uri, headers) {
+            return quick;
+        }
+        self.classified(method, uri, headers)
+    }
+
+    /// The two shapes most requests have, `GET`/`HEAD` of `[base]/[type]/[id]` (read) and
+    /// `[base]/[type]` (search), with no query and no method-override header, judged without
+    /// building a [`FhirRequest`]. `None` for anything else, which the classifier judges.
+    ///
+    /// The property test `quick_agrees_with_the_classifier` holds this to the classifier's
+    /// answer on generated requests.
+    fn quick(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<RouteCheck> {
+        if (*method != Method::GET && *method != Method::HEAD)
+            || uri.query().is_some_and(|q| !q.is_empty())
+            || METHOD_OVERRIDE_HEADERS
+                .iter()
+                .any(|h| headers.contains_key(h))
+            || headers
+                .get(http::header::IF_MATCH)
+                .is_some_and(|v| v.to_str().is_err())
+        {
+            return None;
+        }
+        let path = uri.path();
+        let i = self.base_for(path)?;
+        if !self.quick_bases.get(i).copied().unwrap_or(false) {
+            return None;
+        }
+        let base = self.bases.get(i)?.base_path();
+        let rest = path.get(base.len()..)?.strip_prefix('/')?;
+        // A byte scan: `split_once` goes through the generic pattern machinery.
+        let (ty, id) = match rest.bytes().position(|b| b == b'/') {
+            Some(at) => (rest.get(..at)?, Some(rest.get(at + 1..)?)),
+            None => (rest, None),
+        };
+        let rt = ResourceType::from_name(ty)?;
+        let interaction = match id {
+            None => Interaction::SearchType,
+            Some(id) if is_plain_id(id) => Interaction::Read,
+            Some(_) => return None,
+        };
+        Some(if self.type_declares(rt, interaction) {
+            RouteCheck::Declared
+        } else {
+            RouteCheck::Undeclared
+        })
+    }
+
+    /// The index of the base path `path` is under (the longest, when aliases nest).
+    fn base_for(&self, path: &str) -> Option<usize> {
+        self.bases
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| super::allowlist::under(path, c.base_path()))
+            .max_by_key(|(_, c)| c.base_path().len())
+            .map(|(i, _)| i)
+    }
+
+    /// The classifier's judgement of the route.
+    fn classified(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> RouteCheck {
+        let path = uri.path();
         let Some(classifier) = self
             .bases
             .iter()
@@ -411,9 +488,55 @@ impl RouteInventory {
 
     fn type_declares(&self, rt: ResourceType, interaction: Interaction) -> bool {
         self.types
-            .get(&rt)
+            .get(type_index(rt))
             .is_some_and(|m| m & bit(interaction) != 0)
     }
+}
+
+/// The headers the classifier refuses as method overrides (a request wearing one is judged by
+/// the classifier, never by [`RouteInventory::quick`]).
+const METHOD_OVERRIDE_HEADERS: [http::HeaderName; 3] = [
+    http::HeaderName::from_static("x-http-method-override"),
+    http::HeaderName::from_static("x-http-method"),
+    http::HeaderName::from_static("x-method-override"),
+];
+
+/// A type's place in [`ResourceType::ALL`] (the enum is declared in that order; a unit test
+/// holds it there).
+fn type_index(rt: ResourceType) -> usize {
+    rt as usize
+}
+
+/// Whether the classifier accepts the longest path [`RouteInventory::quick`] judges
+/// (`[base]/<longest type name>/<64-character id>`): a classifier configured with a shorter URI
+/// limit refuses some of them, so its base is left to the classifier.
+fn quick_eligible(classifier: &Classifier) -> bool {
+    let Some(longest) = ResourceType::ALL
+        .iter()
+        .max_by_key(|t| t.as_str().len())
+        .map(|t| t.as_str())
+    else {
+        return false;
+    };
+    let path = format!("{}/{longest}/{}", classifier.base_path(), "a".repeat(64));
+    let Ok(uri) = Uri::try_from(path) else {
+        return false;
+    };
+    matches!(
+        classifier.classify_head(&Method::GET, &uri, &HeaderMap::new()),
+        Ok(Classification::Done(_))
+    )
+}
+
+/// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`, FHIR R4 §2.24.0.1) that is also a plain path segment
+/// (not a dot segment).
+fn is_plain_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -448,3 +571,6 @@ fn operation_names(v: &Value) -> impl Iterator<Item = &str> + '_ {
 fn clip(s: &str) -> String {
     s.chars().take(64).collect()
 }
+
+#[cfg(test)]
+mod tests;

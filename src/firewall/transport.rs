@@ -6,12 +6,13 @@
 //! scheme is chosen by the client (HTTP/1.1 absolute-form, HTTP/2 `:scheme`) even on a plain
 //! connection, so it is believed only with [`danger_trust_uri_scheme`](TransportPolicy::danger_trust_uri_scheme).
 //!
-//! The headers are set with tower-http's `SetResponseHeader` layers (see
-//! [`SecurityHeaders`](super::SecurityHeaders)); only the removal of server-identifying
-//! headers is done by the firewall itself.
+//! The firewall sets the headers itself, in one pass over each response (see
+//! [`SecurityHeaders`](super::SecurityHeaders)), and removes the server-identifying ones;
+//! [`PhiNoStore`] is the `Cache-Control` rule as a tower-http `MakeHeaderValue`, for services
+//! that set headers with tower-http themselves.
 
 use crate::net::TrustedProxies;
-use http::{Extensions, HeaderMap, HeaderValue, Response, Uri};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Response, Uri};
 use std::net::IpAddr;
 use tower_http::set_header::MakeHeaderValue;
 
@@ -120,23 +121,33 @@ impl<B> MakeHeaderValue<Response<B>> for PhiNoStore {
         if !self.enabled {
             return None;
         }
-        let phi = match response.headers().get(http::header::CONTENT_TYPE) {
-            None => true,
-            Some(ct) => {
-                let ct = ct.as_bytes();
-                ct.starts_with(b"application/fhir")
-                    || ct.starts_with(b"application/json")
-                    || ct.starts_with(b"application/x-ndjson")
-                    || ct.starts_with(b"application/ndjson")
-            }
-        };
-        phi.then(|| HeaderValue::from_static("no-store"))
+        is_phi(response.headers()).then(|| HeaderValue::from_static("no-store"))
+    }
+}
+
+/// Whether a response may carry PHI: FHIR or JSON (NDJSON too) content, or no content type.
+pub(crate) fn is_phi(headers: &HeaderMap) -> bool {
+    match headers.get(http::header::CONTENT_TYPE) {
+        None => true,
+        Some(ct) => {
+            let ct = ct.as_bytes();
+            ct.starts_with(b"application/fhir")
+                || ct.starts_with(b"application/json")
+                || ct.starts_with(b"application/x-ndjson")
+                || ct.starts_with(b"application/ndjson")
+        }
     }
 }
 
 /// Removes headers that name the server software.
 pub(crate) fn strip_server_headers(headers: &mut HeaderMap) {
+    // Names as constants: a `&str` name would be parsed again on every response.
+    const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
+    const X_ASPNET_VERSION: HeaderName = HeaderName::from_static("x-aspnet-version");
+    if headers.is_empty() {
+        return;
+    }
     headers.remove(http::header::SERVER);
-    headers.remove("x-powered-by");
-    headers.remove("x-aspnet-version");
+    headers.remove(X_POWERED_BY);
+    headers.remove(X_ASPNET_VERSION);
 }

@@ -9,8 +9,8 @@ use percent_encoding::percent_decode_str;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CountCapMode {
     /// Rewrite the request's `_count` to the cap before the inner service sees it (default).
-    /// Only for `GET`: a `POST _search` above the cap is refused, as its body is not
-    /// rewritten.
+    /// A `POST _search` above the cap is refused instead: its form body is passed on exactly
+    /// as the client sent it (and the classified query can't tell which part to rewrite).
     #[default]
     Lower,
     /// Refuse the request (400, `too-costly`).
@@ -30,8 +30,9 @@ pub enum PageParam {
 
 /// Per-request hard caps.
 ///
-/// Defaults: `_count` at most 100, lowered ([`CountCapMode::Lower`]), and added to `GET`
-/// searches without one so a server's larger default can't go around the cap; at most 20
+/// Defaults: `_count` at most 100, lowered ([`CountCapMode::Lower`]), and added to searches
+/// without one (to the URL of a `POST _search`, whose URL and form parameters FHIR R4 §3.1.1.5
+/// combines) so a server's larger default can't go around the cap; at most 20
 /// `next` links followed per search, pages recognised by `_offset` and `_getpagesoffset`, a
 /// page size of 20 where `_count` is absent; `$everything` returns at most 1,000 resources.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +109,7 @@ impl Caps {
 /// Why a cap refused a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CapRefusal {
-    /// `_count` above the cap with [`CountCapMode::Refuse`], or in a `POST _search`.
+    /// `_count` above the cap with [`CountCapMode::Refuse`], or in a `POST _search` form body.
     CountTooLarge,
     /// `_count` or a paging parameter is not a non-negative integer.
     Malformed,
@@ -148,7 +149,7 @@ pub(crate) fn apply(caps: &Caps, parts: &mut Parts) -> Result<(), CapRefusal> {
                 rewrite = Some(max);
                 page_size = max;
             }
-            None if !via_post => {
+            None => {
                 rewrite = Some(max);
                 page_size = max;
             }
@@ -199,8 +200,18 @@ fn set_count(parts: &mut Parts, count: u32) -> Result<(), CapRefusal> {
     uri_parts.path_and_query = uri.into_parts().path_and_query;
     parts.uri = Uri::from_parts(uri_parts).map_err(|_| CapRefusal::Malformed)?;
     if let Some(fhir) = parts.extensions.get_mut::<FhirRequest>() {
-        let limit = fhir.query.len() + 1;
-        fhir.query = Query::parse(&query, limit).map_err(|_| CapRefusal::Malformed)?;
+        if fhir.is_search_via_post() {
+            // Only a missing `_count` is written for a POST: the classified query (URL and
+            // form merged) gains it, the form's parameters stay.
+            let added =
+                Query::parse(&format!("_count={count}"), 1).map_err(|_| CapRefusal::Malformed)?;
+            fhir.query
+                .extend(added)
+                .map_err(|_| CapRefusal::Malformed)?;
+        } else {
+            let limit = fhir.query.len() + 1;
+            fhir.query = Query::parse(&query, limit).map_err(|_| CapRefusal::Malformed)?;
+        }
     }
     Ok(())
 }

@@ -24,6 +24,9 @@ pub struct Rate {
     limit: u64,
     period: Duration,
     burst: u64,
+    /// `period / limit` in nanoseconds, computed once: a 128-bit division per decision costs
+    /// as much as the rest of the step.
+    interval: u64,
 }
 
 impl Rate {
@@ -31,14 +34,19 @@ impl Rate {
     /// spent at once). `limit` of 0 is taken as 1, a zero period as one second.
     pub fn new(limit: u64, period: Duration) -> Self {
         let limit = limit.max(1);
+        let period = if period.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            period
+        };
+        let interval = u64::try_from(period.as_nanos() / u128::from(limit))
+            .unwrap_or(u64::MAX)
+            .max(1);
         Rate {
             limit,
-            period: if period.is_zero() {
-                Duration::from_secs(1)
-            } else {
-                period
-            },
+            period,
             burst: limit,
+            interval,
         }
     }
 
@@ -74,9 +82,9 @@ impl Rate {
     }
 
     /// The emission interval `T` in nanoseconds (at least 1).
+    #[inline]
     pub fn interval_nanos(&self) -> u64 {
-        let nanos = self.period.as_nanos() / u128::from(self.limit);
-        u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
+        self.interval
     }
 
     /// The burst tolerance `burst·T` in nanoseconds.
@@ -130,7 +138,8 @@ pub fn step(rate: &Rate, tat: u64, now: u64, cost: u64, up_to: bool) -> (u64, Ve
         tat
     };
     let after_used = new_tat.max(now) - now;
-    let remaining = tau.saturating_sub(after_used) / t;
+    // ⌊(tau − used − granted·t) / t⌋, without a second division.
+    let remaining = free.saturating_sub(granted);
     let retry_after = if allowed {
         0
     } else if cost > rate.burst {
@@ -196,6 +205,27 @@ mod tests {
         assert_eq!(v.remaining, 3);
         let (_, v) = step(&rate, tat, 0, 5, true);
         assert_eq!((v.granted, v.allowed, v.remaining), (3, false, 0));
+    }
+
+    proptest::proptest! {
+        /// The remaining count taken without a second division agrees with its definition
+        /// `⌊(burst·T − (TAT − now)) / T⌋`.
+        #[test]
+        fn remaining_matches_the_definition(
+            limit in 1u64..10_000,
+            secs in 1u64..100_000,
+            burst in 1u64..10_000,
+            tat in 0u64..1_000_000_000_000,
+            now in 0u64..1_000_000_000_000,
+            cost in 0u64..20_000,
+            up_to: bool,
+        ) {
+            let rate = Rate::new(limit, Duration::from_secs(secs)).with_burst(burst);
+            let (new_tat, v) = step(&rate, tat, now, cost, up_to);
+            let after = new_tat.max(now) - now;
+            let expected = rate.tolerance_nanos().saturating_sub(after) / rate.interval_nanos();
+            proptest::prop_assert_eq!(v.remaining, expected);
+        }
     }
 
     #[test]

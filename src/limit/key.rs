@@ -22,12 +22,53 @@ impl ClientKey {
         if value.is_empty() || kind.len() + 1 + value.len() > MAX_KEY_LEN {
             return None;
         }
-        Some(ClientKey(format!("{kind}:{value}").into()))
+        // Built on the stack so the key costs one allocation (the `Arc`), not two.
+        let mut buf = KeyBuf::default();
+        buf.push(kind)?;
+        buf.push(":")?;
+        buf.push(value)?;
+        Some(ClientKey(Arc::from(buf.as_str()?)))
     }
 
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A key being written, on the stack.
+struct KeyBuf {
+    bytes: [u8; MAX_KEY_LEN],
+    len: usize,
+}
+
+impl Default for KeyBuf {
+    fn default() -> Self {
+        KeyBuf {
+            bytes: [0; MAX_KEY_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl KeyBuf {
+    fn push(&mut self, text: &str) -> Option<()> {
+        let end = self.len.checked_add(text.len())?;
+        self.bytes
+            .get_mut(self.len..end)?
+            .copy_from_slice(text.as_bytes());
+        self.len = end;
+        Some(())
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes.get(..self.len)?).ok()
+    }
+}
+
+impl fmt::Write for KeyBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s).ok_or(fmt::Error)
     }
 }
 
@@ -98,7 +139,10 @@ impl KeySource {
             KeySource::PeerIp(proxies) => {
                 let peer = remote_addr(&parts.extensions)?;
                 let ip = proxies.client_ip(peer.ip(), &parts.headers);
-                ClientKey::new("ip", &ip.to_string())
+                let mut buf = KeyBuf::default();
+                buf.push("ip:")?;
+                fmt::Write::write_fmt(&mut buf, format_args!("{ip}")).ok()?;
+                Some(ClientKey(Arc::from(buf.as_str()?)))
             }
             KeySource::Custom(f) => f(parts),
         }

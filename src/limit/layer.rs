@@ -2,25 +2,22 @@
 
 use super::body::BudgetBody;
 use super::caps::{self, CapRefusal, Caps};
-use super::concurrency::{InFlight, InFlightGuard};
+use super::concurrency::InFlight;
 use super::cost::CostTable;
-use super::decision::{BudgetDecision, BudgetOutcome};
-use super::gcra::{Rate, Verdict};
+use super::decision::BudgetOutcome;
+use super::future::{BudgetFuture, Counting, Ctx, State};
+use super::gcra::Rate;
+use super::group::{ClientGroup, Groups};
 use super::headers::{self, Snapshot};
-use super::key::{ClientKey, KeyExtractor};
-use super::response::{self, BodyKind, Parsed};
-use super::store::{Admission, BudgetStore, MemoryStore, StoreUnavailable};
+use super::key::KeyExtractor;
+use super::store::{BudgetStore, MemoryStore};
 use crate::body::BoxError;
 use crate::fhir::{FhirRequest, Interaction, IssueType};
 use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::Full;
-use pin_project_lite::pin_project;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -40,22 +37,23 @@ pub enum OverBudget {
 pub const DEFAULT_MAX_BUFFER: usize = 16 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
-struct Config {
-    keys: KeyExtractor,
-    requests: Option<Rate>,
-    costs: CostTable,
-    resources: Option<Rate>,
-    over_budget: OverBudget,
-    caps: Caps,
-    max_in_flight: Option<u32>,
-    max_buffer: usize,
+pub(super) struct Config {
+    pub(super) keys: KeyExtractor,
+    pub(super) requests: Option<Rate>,
+    pub(super) costs: CostTable,
+    pub(super) resources: Option<Rate>,
+    pub(super) over_budget: OverBudget,
+    pub(super) caps: Caps,
+    pub(super) max_in_flight: Option<u32>,
+    pub(super) max_buffer: usize,
+    pub(super) groups: Groups,
 }
 
 #[derive(Clone, Debug)]
-struct Shared<St> {
-    config: Config,
-    store: St,
-    in_flight: InFlight,
+pub(super) struct Shared<St> {
+    pub(super) config: Config,
+    pub(super) store: St,
+    pub(super) in_flight: InFlight,
 }
 
 /// Layer enforcing per-client budgets; see the [module docs](super).
@@ -89,6 +87,7 @@ impl<St: BudgetStore> BudgetLayer<St> {
                     caps: Caps::default(),
                     max_in_flight: Some(8),
                     max_buffer: DEFAULT_MAX_BUFFER,
+                    groups: Groups::default(),
                 },
                 store,
                 in_flight: InFlight::default(),
@@ -103,6 +102,13 @@ impl<St: BudgetStore> BudgetLayer<St> {
     /// Where client keys come from.
     pub fn keys(mut self, keys: KeyExtractor) -> Self {
         self.config().keys = keys;
+        self
+    }
+
+    /// Gives a group of clients its own rates (see [`ClientGroup`]): one budget shared by the
+    /// group, or the group's rates to each member. Clients in no group keep the layer's rates.
+    pub fn group(mut self, group: ClientGroup) -> Self {
+        self.config().groups.add(group);
         self
     }
 
@@ -173,25 +179,6 @@ pub struct Budget<S, St = MemoryStore> {
     shared: Arc<Shared<St>>,
 }
 
-/// How a response will be counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Counting {
-    None,
-    One,
-    Buffer,
-}
-
-struct Ctx<St> {
-    shared: Arc<Shared<St>>,
-    key: Option<ClientKey>,
-    cost: u64,
-    counting: Counting,
-    everything: bool,
-    snapshot: Snapshot,
-    guard: Option<InFlightGuard>,
-    degraded: bool,
-}
-
 impl<S, St, ReqB, ResB> Service<Request<ReqB>> for Budget<S, St>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
@@ -219,6 +206,8 @@ where
             snapshot: Snapshot::default(),
             guard: None,
             degraded: false,
+            requests: config.requests,
+            resources: config.resources,
         };
         let (mut parts, body) = request.into_parts();
         let Some(fhir) = parts.extensions.get::<FhirRequest>() else {
@@ -235,7 +224,6 @@ where
         let interaction = fhir.interaction();
         ctx.everything = interaction == Interaction::Operation
             && fhir.operation().is_some_and(|o| o.name == "everything");
-        ctx.counting = counting(fhir, config);
         let Some(key) = config.keys.extract(&parts) else {
             return ctx.done(
                 headers::refusal(
@@ -246,6 +234,23 @@ where
                 BudgetOutcome::Unidentified,
             );
         };
+        let Some((key, requests, resources)) =
+            config
+                .groups
+                .resolve(key, config.requests, config.resources)
+        else {
+            return ctx.done(
+                headers::refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    IssueType::Exception,
+                    "the server is misconfigured",
+                ),
+                BudgetOutcome::Misconfigured,
+            );
+        };
+        ctx.requests = requests;
+        ctx.resources = resources;
+        ctx.counting = counting(fhir, config, resources);
         ctx.key = Some(key.clone());
         if let Err(refusal) = caps::apply(&config.caps, &mut parts) {
             let (code, text) = match refusal {
@@ -285,31 +290,31 @@ where
         }
         let future = shared.store.admit(
             &key,
-            config.requests.map(|rate| (rate, ctx.cost)),
+            ctx.requests.map(|rate| (rate, ctx.cost)),
             // Only requests whose responses are counted wait for the resource budget: a client
             // that has read its fill may still write.
-            config.resources.filter(|_| ctx.counting != Counting::None),
+            ctx.resources.filter(|_| ctx.counting != Counting::None),
         );
         // The service made ready by poll_ready is the one to call; a clone takes its place.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        BudgetFuture {
-            state: State::Admitting {
+        BudgetFuture::new(
+            State::Admitting {
                 future,
                 waiting: Some((Request::from_parts(parts, body), service)),
             },
             ctx,
-        }
+        )
     }
 }
 
-fn counting(fhir: &FhirRequest, config: &Config) -> Counting {
+fn counting(fhir: &FhirRequest, config: &Config, resources: Option<Rate>) -> Counting {
     if fhir.method() == Method::HEAD {
         return Counting::None;
     }
     let everything_cap = config.caps.everything_max.is_some()
         && fhir.operation().is_some_and(|o| o.name == "everything");
-    if config.resources.is_none() && !everything_cap {
+    if resources.is_none() && !everything_cap {
         return Counting::None;
     }
     match fhir.interaction() {
@@ -321,490 +326,5 @@ fn counting(fhir: &FhirRequest, config: &Config) -> Counting {
         | Interaction::Patch
         | Interaction::Delete => Counting::None,
         _ => Counting::Buffer,
-    }
-}
-
-impl<St> Ctx<St> {
-    fn done<S, ReqB, ResB>(
-        self,
-        response: Response<Full<Bytes>>,
-        outcome: BudgetOutcome,
-    ) -> BudgetFuture<S, St, ReqB, ResB>
-    where
-        S: Service<Request<ReqB>>,
-        St: BudgetStore,
-    {
-        let mut ctx = self;
-        let response = ctx.finish(response.map(BudgetBody::full_body), outcome, None, 0);
-        BudgetFuture {
-            state: State::Done {
-                response: Some(response),
-            },
-            ctx,
-        }
-    }
-
-    fn finish<B>(
-        &mut self,
-        mut response: Response<BudgetBody<B>>,
-        outcome: BudgetOutcome,
-        counted: Option<u64>,
-        charged: u64,
-    ) -> Response<BudgetBody<B>> {
-        if response.headers().get(headers::RATELIMIT).is_none() {
-            self.snapshot.apply(response.headers_mut());
-        }
-        response.extensions_mut().insert(BudgetDecision {
-            key: self.key.clone(),
-            cost: self.cost,
-            resources_counted: counted,
-            resources_charged: charged,
-            degraded: self.degraded,
-            outcome,
-        });
-        if let Some(guard) = self.guard.take() {
-            response.body_mut().hold(guard);
-        }
-        response
-    }
-
-    fn throttle<B>(
-        &mut self,
-        text: &'static str,
-        retry: Duration,
-        outcome: BudgetOutcome,
-    ) -> Response<BudgetBody<B>> {
-        let response = headers::throttled(text, retry, &self.snapshot);
-        self.finish(response.map(BudgetBody::full_body), outcome, None, 0)
-    }
-
-    fn refuse<B>(
-        &mut self,
-        status: StatusCode,
-        code: IssueType,
-        text: &'static str,
-        outcome: BudgetOutcome,
-    ) -> Response<BudgetBody<B>> {
-        let response = headers::refusal(status, code, text);
-        self.finish(response.map(BudgetBody::full_body), outcome, None, 0)
-    }
-}
-
-/// A response held while its resources are charged.
-enum Held<B> {
-    Whole(Response<B>),
-    Buffered {
-        head: http::response::Parts,
-        bytes: Bytes,
-        kind: BodyKind,
-        counted: u64,
-    },
-}
-
-pin_project! {
-    /// Response future of [`Budget`].
-    pub struct BudgetFuture<S, St, ReqB, ResB>
-    where
-        S: Service<Request<ReqB>>,
-        St: BudgetStore,
-    {
-        #[pin]
-        state: State<S, St, ReqB, ResB>,
-        ctx: Ctx<St>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<S, St, ReqB, ResB>
-    where
-        S: Service<Request<ReqB>>,
-        St: BudgetStore,
-    {
-        Done { response: Option<Response<BudgetBody<ResB>>> },
-        Admitting {
-            #[pin]
-            future: St::Admit,
-            waiting: Option<(Request<ReqB>, S)>,
-        },
-        Inner { #[pin] future: S::Future },
-        Buffering {
-            #[pin]
-            body: ResB,
-            buffer: Vec<u8>,
-            head: Option<http::response::Parts>,
-            kind: BodyKind,
-        },
-        Taking {
-            #[pin]
-            future: St::Take,
-            held: Option<Held<ResB>>,
-        },
-    }
-}
-
-impl<S, St, ReqB, ResB> Future for BudgetFuture<S, St, ReqB, ResB>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-    St: BudgetStore,
-    ResB: Body<Data = Bytes>,
-    ResB::Error: Into<BoxError>,
-{
-    type Output = Result<Response<BudgetBody<ResB>>, S::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let ctx = this.ctx;
-        loop {
-            let next = match this.state.as_mut().project() {
-                StateProj::Done { response } => {
-                    let response = match response.take() {
-                        Some(r) => r,
-                        None => ctx.refuse(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            IssueType::Exception,
-                            "the server is misconfigured",
-                            BudgetOutcome::Misconfigured,
-                        ),
-                    };
-                    return Poll::Ready(Ok(response));
-                }
-                StateProj::Admitting { future, waiting } => {
-                    let admitted = ready!(future.poll(cx));
-                    match admit(ctx, admitted) {
-                        Err(response) => return Poll::Ready(Ok(response)),
-                        Ok(()) => {
-                            let Some((request, mut service)) = waiting.take() else {
-                                return Poll::Ready(Ok(ctx.refuse(
-                                    StatusCode::INTERNAL_SERVER_ERROR,
-                                    IssueType::Exception,
-                                    "the server is misconfigured",
-                                    BudgetOutcome::Misconfigured,
-                                )));
-                            };
-                            State::Inner {
-                                future: service.call(request),
-                            }
-                        }
-                    }
-                }
-                StateProj::Inner { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    match after_inner(ctx, response) {
-                        Ok(state) => state,
-                        Err(response) => return Poll::Ready(Ok(response)),
-                    }
-                }
-                StateProj::Buffering {
-                    mut body,
-                    buffer,
-                    head,
-                    kind,
-                } => {
-                    loop {
-                        match ready!(body.as_mut().poll_frame(cx)) {
-                            None => break,
-                            Some(Ok(frame)) => {
-                                if let Ok(data) = frame.into_data() {
-                                    if buffer.len().saturating_add(data.len())
-                                        > ctx.shared.config.max_buffer
-                                    {
-                                        return Poll::Ready(Ok(too_large(ctx)));
-                                    }
-                                    buffer.extend_from_slice(&data);
-                                }
-                            }
-                            Some(Err(_)) => {
-                                return Poll::Ready(Ok(uncountable(ctx)));
-                            }
-                        }
-                    }
-                    let Some(head) = head.take() else {
-                        return Poll::Ready(Ok(uncountable(ctx)));
-                    };
-                    let bytes = Bytes::from(std::mem::take(buffer));
-                    match counted(ctx, head, bytes, *kind) {
-                        Ok(state) => state,
-                        Err(response) => return Poll::Ready(Ok(response)),
-                    }
-                }
-                StateProj::Taking { future, held } => {
-                    let taken = ready!(future.poll(cx));
-                    let Some(held) = held.take() else {
-                        return Poll::Ready(Ok(uncountable(ctx)));
-                    };
-                    return Poll::Ready(Ok(charged(ctx, taken, held)));
-                }
-            };
-            this.state.set(next);
-        }
-    }
-}
-
-type Refused<B> = Response<BudgetBody<B>>;
-
-// The refusal is moved once into the future's output; boxing it would allocate for nothing.
-#[allow(clippy::result_large_err)]
-fn admit<St, B>(
-    ctx: &mut Ctx<St>,
-    admitted: Result<Admission, StoreUnavailable>,
-) -> Result<(), Refused<B>> {
-    let admission = match admitted {
-        Ok(a) => a,
-        Err(StoreUnavailable) => {
-            return Err(ctx.refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                IssueType::Transient,
-                "the query budget cannot be checked right now; try again later",
-                BudgetOutcome::StoreUnavailable,
-            ))
-        }
-    };
-    let config = &ctx.shared.config;
-    ctx.degraded = admission.degraded;
-    ctx.snapshot.requests = config.requests.zip(admission.request);
-    ctx.snapshot.resources = config.resources.zip(admission.resources);
-    if let Some(res) = admission.resources.filter(|v| !v.allowed) {
-        return Err(ctx.throttle(
-            "the client's budget of resources returned is spent",
-            res.retry_after,
-            BudgetOutcome::ResourceBudgetExhausted,
-        ));
-    }
-    if let Some(req) = admission.request.filter(|v| !v.allowed) {
-        return Err(ctx.throttle(
-            "the client's request budget is spent",
-            req.retry_after,
-            BudgetOutcome::RequestBudgetExhausted,
-        ));
-    }
-    Ok(())
-}
-
-fn too_large<St, B>(ctx: &mut Ctx<St>) -> Refused<B> {
-    ctx.refuse(
-        StatusCode::BAD_GATEWAY,
-        IssueType::TooCostly,
-        "the response is too large to be counted against the query budget; ask for smaller pages",
-        BudgetOutcome::ResponseTooLarge,
-    )
-}
-
-fn uncountable<St, B>(ctx: &mut Ctx<St>) -> Refused<B> {
-    ctx.refuse(
-        StatusCode::BAD_GATEWAY,
-        IssueType::Exception,
-        "the response could not be counted against the query budget",
-        BudgetOutcome::Uncountable,
-    )
-}
-
-// The refusal is moved once into the future's output; boxing it would allocate for nothing.
-#[allow(clippy::result_large_err)]
-fn after_inner<S, St, ReqB, ResB>(
-    ctx: &mut Ctx<St>,
-    response: Response<ResB>,
-) -> Result<State<S, St, ReqB, ResB>, Refused<ResB>>
-where
-    S: Service<Request<ReqB>>,
-    St: BudgetStore,
-{
-    let counting = if response.status().is_success() {
-        ctx.counting
-    } else {
-        Counting::None
-    };
-    let Some(key) = ctx.key.clone() else {
-        return Err(uncountable(ctx));
-    };
-    match counting {
-        Counting::None => Err(ctx.finish(
-            response.map(BudgetBody::inner),
-            BudgetOutcome::Allowed,
-            None,
-            0,
-        )),
-        Counting::One => match ctx.shared.config.resources {
-            None => Err(ctx.finish(
-                response.map(BudgetBody::inner),
-                BudgetOutcome::Allowed,
-                Some(1),
-                0,
-            )),
-            Some(rate) => Ok(State::Taking {
-                future: ctx.shared.store.take(&key, rate, 1, false),
-                held: Some(Held::Whole(response)),
-            }),
-        },
-        Counting::Buffer => {
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            // A 202 (such as a `$export` kick-off) or a 204 without a body returns no
-            // resources; a 200 always has a body to count.
-            let status = response.status();
-            if status == StatusCode::NO_CONTENT
-                || (status != StatusCode::OK && content_type.is_none())
-            {
-                return Err(ctx.finish(
-                    response.map(BudgetBody::inner),
-                    BudgetOutcome::Allowed,
-                    Some(0),
-                    0,
-                ));
-            }
-            let Some(kind) = BodyKind::from_content_type(content_type) else {
-                return Err(uncountable(ctx));
-            };
-            let declared = response
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|len| len > ctx.shared.config.max_buffer as u64) {
-                return Err(too_large(ctx));
-            }
-            let (head, body) = response.into_parts();
-            Ok(State::Buffering {
-                body,
-                buffer: Vec::new(),
-                head: Some(head),
-                kind,
-            })
-        }
-    }
-}
-
-// The refusal is moved once into the future's output; boxing it would allocate for nothing.
-#[allow(clippy::result_large_err)]
-fn counted<S, St, ReqB, ResB>(
-    ctx: &mut Ctx<St>,
-    head: http::response::Parts,
-    bytes: Bytes,
-    kind: BodyKind,
-) -> Result<State<S, St, ReqB, ResB>, Refused<ResB>>
-where
-    S: Service<Request<ReqB>>,
-    St: BudgetStore,
-{
-    let Ok(parsed) = response::parse(&bytes, kind) else {
-        return Err(uncountable(ctx));
-    };
-    let count = parsed.count();
-    drop(parsed);
-    let config = &ctx.shared.config;
-    let cap = if ctx.everything {
-        config.caps.everything_max
-    } else {
-        None
-    };
-    let mut wanted = cap.map_or(count, |c| count.min(c));
-    if wanted < count && config.over_budget == OverBudget::Refuse {
-        return Err(ctx.refuse(
-            StatusCode::BAD_REQUEST,
-            IssueType::TooCostly,
-            "$everything returned more resources than allowed",
-            BudgetOutcome::Cap(CapRefusal::CountTooLarge),
-        ));
-    }
-    let held = Held::Buffered {
-        head,
-        bytes,
-        kind,
-        counted: count,
-    };
-    match (config.resources, ctx.key.clone()) {
-        (Some(rate), Some(key)) if wanted > 0 => {
-            let up_to = config.over_budget == OverBudget::Cut;
-            Ok(State::Taking {
-                future: ctx.shared.store.take(&key, rate, wanted, up_to),
-                held: Some(held),
-            })
-        }
-        _ => {
-            wanted = wanted.min(count);
-            let granted = Verdict {
-                granted: wanted,
-                allowed: true,
-                remaining: 0,
-                reset: Duration::ZERO,
-                retry_after: Duration::ZERO,
-            };
-            Err(release(ctx, granted, held))
-        }
-    }
-}
-
-fn charged<St, B>(
-    ctx: &mut Ctx<St>,
-    taken: Result<Verdict, StoreUnavailable>,
-    held: Held<B>,
-) -> Refused<B> {
-    let verdict = match taken {
-        Ok(v) => v,
-        Err(StoreUnavailable) => {
-            return ctx.refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                IssueType::Transient,
-                "the query budget cannot be checked right now; try again later",
-                BudgetOutcome::StoreUnavailable,
-            )
-        }
-    };
-    if let Some(rate) = ctx.shared.config.resources {
-        ctx.snapshot.resources = Some((rate, verdict));
-    }
-    release(ctx, verdict, held)
-}
-
-/// Sends what the budget paid for.
-fn release<St, B>(ctx: &mut Ctx<St>, verdict: Verdict, held: Held<B>) -> Refused<B> {
-    let wanted = match &held {
-        Held::Whole(_) => 1,
-        Held::Buffered { counted, .. } => *counted,
-    };
-    if verdict.granted == 0 && wanted > 0 {
-        return ctx.throttle(
-            "the client's budget of resources returned is spent",
-            verdict.retry_after,
-            BudgetOutcome::ResourceBudgetExhausted,
-        );
-    }
-    match held {
-        Held::Whole(response) => ctx.finish(
-            response.map(BudgetBody::inner),
-            BudgetOutcome::Allowed,
-            Some(1),
-            1,
-        ),
-        Held::Buffered {
-            mut head,
-            bytes,
-            kind,
-            counted,
-        } => {
-            if verdict.granted >= counted {
-                let response = Response::from_parts(head, BudgetBody::full(bytes));
-                return ctx.finish(response, BudgetOutcome::Allowed, Some(counted), counted);
-            }
-            let cut = response::parse(&bytes, kind)
-                .ok()
-                .and_then(|parsed: Parsed<'_>| response::cut(&parsed, verdict.granted));
-            let Some(cut) = cut else {
-                return uncountable(ctx);
-            };
-            head.headers.remove(header::CONTENT_LENGTH);
-            let response = Response::from_parts(head, BudgetBody::full(Bytes::from(cut)));
-            ctx.finish(
-                response,
-                BudgetOutcome::Cut {
-                    counted,
-                    kept: verdict.granted,
-                },
-                Some(counted),
-                verdict.granted,
-            )
-        }
     }
 }

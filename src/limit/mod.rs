@@ -21,7 +21,9 @@
 //! Who is counted comes from a [`KeyExtractor`]: the mTLS trusted client's name, else the
 //! SMART token's `client_id`, else the peer IP (believing `X-Forwarded-For` only from
 //! [`TrustedProxies`](crate::net::TrustedProxies)), or your own [`KeySource::custom`]. Several
-//! clients can share one budget with [`KeyExtractor::group`].
+//! clients can share one budget with [`KeyExtractor::group`]; a [`ClientGroup`]
+//! ([`BudgetLayer::group`]) gives a group its own rates, either one budget for the whole group
+//! ([`Sharing::Shared`]) or the group's rates to each member ([`Sharing::PerMember`]).
 //!
 //! Over budget, the answer is `429 Too Many Requests` with `Retry-After` (seconds), the
 //! `RateLimit-Policy` and `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers, and an
@@ -74,7 +76,9 @@ mod caps;
 mod concurrency;
 mod cost;
 mod decision;
+mod future;
 pub mod gcra;
+mod group;
 mod headers;
 mod key;
 mod layer;
@@ -88,10 +92,12 @@ pub use caps::{CapRefusal, Caps, CountCapMode, PageParam};
 pub use concurrency::InFlightGuard;
 pub use cost::CostTable;
 pub use decision::{BudgetDecision, BudgetOutcome};
+pub use future::BudgetFuture;
 pub use gcra::{Rate, Verdict};
+pub use group::{ClientGroup, Sharing};
 pub use headers::{RATELIMIT, RATELIMIT_POLICY};
 pub use key::{ClientKey, KeyExtractor, KeySource, MAX_KEY_LEN};
-pub use layer::{Budget, BudgetFuture, BudgetLayer, OverBudget, DEFAULT_MAX_BUFFER};
+pub use layer::{Budget, BudgetLayer, OverBudget, DEFAULT_MAX_BUFFER};
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisConnectError, RedisStore, RedisStoreConfig, WhenUnavailable};
 pub use store::{

@@ -3,11 +3,11 @@
 use super::gcra::{peek, step, Rate, Verdict};
 use super::key::ClientKey;
 use dashmap::DashMap;
+use governor::clock::{Clock as _, QuantaClock, QuantaInstant, Reference as _};
 use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The store could not be asked (Redis down or too slow).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -56,19 +56,27 @@ pub trait Clock: Send + Sync + 'static {
     fn now_nanos(&self) -> u64;
 }
 
-/// The process's monotonic clock.
+/// The process's monotonic clock: the CPU's time-stamp counter where it is invariant (read in
+/// a few nanoseconds, scaled to nanoseconds), else the operating system's monotonic clock
+/// (through `quanta`, as `governor` reads time).
 #[derive(Debug)]
-pub struct SystemClock(Instant);
+pub struct SystemClock {
+    clock: QuantaClock,
+    start: QuantaInstant,
+}
 
 impl Default for SystemClock {
     fn default() -> Self {
-        SystemClock(Instant::now())
+        let clock = QuantaClock::default();
+        let start = clock.now();
+        SystemClock { clock, start }
     }
 }
 
 impl Clock for SystemClock {
+    #[inline]
     fn now_nanos(&self) -> u64 {
-        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        self.clock.now().duration_since(self.start).as_u64()
     }
 }
 

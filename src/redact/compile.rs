@@ -1,9 +1,11 @@
 //! [`Redactor`]: a [`Policy`] checked against the R4 tables and ready to run, and the
 //! [`Plan`] it makes for one caller.
 
-use super::path::{ElementPath, Step};
+use super::builder::RedactorBuilder;
+use super::check;
+use super::path::Step;
 use super::policy::{Action, Caller, CallerMatch, LabelRule, Policy, Required, Rule};
-use crate::fhir::tables::{self, ElementDef};
+use crate::fhir::tables::ElementDef;
 use crate::fhir::ResourceType;
 use http::Extensions;
 use std::fmt;
@@ -47,7 +49,7 @@ pub(crate) struct Selector {
 pub(crate) struct Inner {
     pub(crate) policy: Policy,
     pub(crate) selectors: Vec<Selector>,
-    predicates: Vec<(String, Arc<Predicate>)>,
+    pub(crate) predicates: Vec<(String, Arc<Predicate>)>,
     pub(crate) max_body: usize,
     pub(crate) max_depth: usize,
 }
@@ -94,56 +96,6 @@ impl fmt::Debug for Redactor {
     }
 }
 
-/// The R4 element definition a path names, following data types (`Patient.name.family` is
-/// `HumanName.family`) and content references.
-fn resolve(path: &ElementPath) -> Result<Option<&'static ElementDef>, String> {
-    let Some(root) = path.root() else {
-        return Ok(None);
-    };
-    if ResourceType::from_name(root).is_none() {
-        return Err(format!("unknown resource type {root}"));
-    }
-    let mut current = root.to_string();
-    let mut def: Option<&'static ElementDef> = None;
-    for step in path.steps() {
-        let Step::Element { name, choice, .. } = step else {
-            return Ok(None);
-        };
-        let seg = if *choice {
-            format!("{name}[x]")
-        } else {
-            name.clone()
-        };
-        let direct = format!("{current}.{seg}");
-        if let Some(found) = tables::element(&direct) {
-            def = Some(found);
-            current = found
-                .content_reference
-                .map(|r| r.trim_start_matches('#').to_string())
-                .unwrap_or(direct);
-            continue;
-        }
-        let via_type = def
-            .and_then(|d| match d.types {
-                [one] if !matches!(*one, "BackboneElement" | "Element") => Some(*one),
-                _ => None,
-            })
-            .map(|t| format!("{t}.{seg}"))
-            .and_then(|p| tables::element(&p).map(|d| (p, d)));
-        match via_type {
-            Some((p, found)) => {
-                def = Some(found);
-                current = found
-                    .content_reference
-                    .map(|r| r.trim_start_matches('#').to_string())
-                    .unwrap_or(p);
-            }
-            None => return Err(format!("{path}: no element {seg} under {current}")),
-        }
-    }
-    Ok(def)
-}
-
 fn mask_value_fits(def: Option<&ElementDef>, value: &serde_json::Value) -> bool {
     let Some(def) = def else {
         return !value.is_object() && !value.is_array() && !value.is_null();
@@ -160,21 +112,22 @@ fn mask_value_fits(def: Option<&ElementDef>, value: &serde_json::Value) -> bool 
 
 impl Redactor {
     /// Compiles a policy: every path must name an R4 element of its root type (so a typo can't
-    /// silently disable a redaction), and mask values must fit the element's type.
+    /// silently disable a redaction), and mask values must fit the element's type. The same
+    /// as `Redactor::builder(policy).build()`: a policy naming a custom predicate is refused
+    /// here, as no predicate is registered yet; use [`Redactor::builder`] for those.
     pub fn new(policy: Policy) -> Result<Self, PolicyError> {
-        let mut selectors = Vec::new();
-        for (index, rule) in policy.rules.iter().enumerate() {
-            compile_rule(index, rule, &mut selectors)?;
+        Redactor::builder(policy).build()
+    }
+
+    /// A builder, to register custom predicates before the policy is checked.
+    pub fn builder(policy: Policy) -> RedactorBuilder {
+        RedactorBuilder {
+            policy,
+            predicates: Vec::new(),
+            declared: Vec::new(),
+            max_body: DEFAULT_MAX_BODY,
+            max_depth: DEFAULT_MAX_DEPTH,
         }
-        Ok(Redactor {
-            inner: Arc::new(Inner {
-                policy,
-                selectors,
-                predicates: Vec::new(),
-                max_body: DEFAULT_MAX_BODY,
-                max_depth: DEFAULT_MAX_DEPTH,
-            }),
-        })
     }
 
     fn inner_mut(&mut self) -> &mut Inner {
@@ -195,8 +148,9 @@ impl Redactor {
         }
     }
 
-    /// Registers a named custom predicate that [`CallerMatch::predicates`] can refer to. It
-    /// runs on the request, before the inner service is called.
+    /// Registers one more named custom predicate on a built redactor. It runs on the request,
+    /// before the inner service is called. The policy was checked when built, so it can't refer
+    /// to this one: register predicates the policy names with [`RedactorBuilder::predicate`].
     pub fn predicate(
         mut self,
         name: impl Into<String>,
@@ -293,7 +247,11 @@ fn unreachable_inner() -> ! {
     std::process::abort()
 }
 
-fn compile_rule(index: usize, rule: &Rule, out: &mut Vec<Selector>) -> Result<(), PolicyError> {
+pub(super) fn compile_rule(
+    index: usize,
+    rule: &Rule,
+    out: &mut Vec<Selector>,
+) -> Result<(), PolicyError> {
     let err = |m: String| PolicyError(format!("rule {index}: {m}"));
     if rule.action == Action::RemoveResource {
         if !rule.paths.is_empty() {
@@ -319,7 +277,7 @@ fn compile_rule(index: usize, rule: &Rule, out: &mut Vec<Selector>) -> Result<()
                 )));
             }
         }
-        let def = resolve(path).map_err(err)?;
+        let def = check::check_path(path).map_err(err)?;
         let action = match &rule.action {
             Action::Remove => ElemAction::Remove,
             Action::YearOnly => {
@@ -367,6 +325,11 @@ impl Plan {
         self.selectors.is_empty() && self.hidden_types.is_empty() && self.labels.is_empty()
     }
 
+    /// Whether this plan may withhold whole resources (by type or by label).
+    pub(crate) fn can_hide(&self) -> bool {
+        !self.hidden_types.is_empty() || !self.labels.is_empty()
+    }
+
     pub(crate) fn selector(&self, i: usize) -> Option<&Selector> {
         self.redactor.inner.selectors.get(i)
     }
@@ -411,6 +374,131 @@ mod tests {
         assert!(Redactor::new(rule("Patient.active", m(serde_json::json!("x")))).is_err());
         assert!(Redactor::new(rule("Patient.name", m(serde_json::json!("x")))).is_err());
         assert!(Redactor::new(rule("Patient.gender", Action::YearOnly)).is_err());
+    }
+
+    fn with_callers(when: Option<CallerMatch>, except: Option<CallerMatch>) -> Policy {
+        let mut rule = Rule::new(["Patient.telecom"], Action::Remove).unwrap();
+        rule.when = when;
+        rule.except = except;
+        Policy {
+            rules: vec![rule],
+            ..Policy::default()
+        }
+    }
+
+    fn predicates(names: &[&str]) -> CallerMatch {
+        CallerMatch {
+            predicates: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unknown_predicates_are_refused_with_rule_and_name() {
+        // A typo in `when` would silently switch the rule off for everyone.
+        let policy = with_callers(Some(predicates(&["on-cal"])), None);
+        let err = Redactor::builder(policy.clone())
+            .predicate("on-call", |_, _| true)
+            .build()
+            .unwrap_err();
+        assert!(
+            err.0.starts_with("rule 0: unknown predicate \"on-cal\""),
+            "{err}"
+        );
+        assert!(Redactor::new(policy.clone()).is_err());
+        assert!(Redactor::builder(policy.clone())
+            .predicate("on-cal", |_, _| true)
+            .build()
+            .is_ok());
+        assert!(Redactor::builder(policy)
+            .declare_predicate("on-cal")
+            .build()
+            .is_ok());
+        // In `except` and in a label rule's `except` too.
+        let except = with_callers(None, Some(predicates(&["x"])));
+        assert!(Redactor::new(except).unwrap_err().0.contains("\"x\""));
+        let labels = Policy {
+            labels: vec![LabelRule {
+                system: None,
+                codes: vec!["R".into()],
+                except: predicates(&["y"]),
+            }],
+            ..Policy::default()
+        };
+        let err = Redactor::new(labels).unwrap_err();
+        assert!(
+            err.0.starts_with("label rule 0: unknown predicate \"y\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn names_that_could_never_match_are_refused() {
+        let clients = |c: &str| Some(CallerMatch::clients([c]));
+        assert!(Redactor::new(with_callers(clients(""), None)).is_err());
+        assert!(Redactor::new(with_callers(clients(" research"), None)).is_err());
+        assert!(Redactor::new(with_callers(clients("research"), None)).is_ok());
+        let scopes = |s: &str| Some(CallerMatch::scopes([s]));
+        assert!(Redactor::new(with_callers(scopes(""), None)).is_err());
+        assert!(Redactor::new(with_callers(scopes("user/*.rs"), None)).is_ok());
+        #[cfg(feature = "smart")]
+        {
+            // Callers' scopes are in SMART v2 syntax: the v1 spelling would never match.
+            let err = Redactor::new(with_callers(scopes("user/*.read"), None)).unwrap_err();
+            assert!(err.0.contains("user/*.rs"), "{err}");
+            assert!(Redactor::new(with_callers(scopes("Patient/*.rs"), None)).is_err());
+        }
+        let empty_rule = Policy {
+            rules: vec![Rule::new(Vec::<String>::new(), Action::Remove).unwrap()],
+            ..Policy::default()
+        };
+        assert!(Redactor::new(empty_rule).is_err());
+        let no_types = Policy {
+            rules: vec![Rule::remove_resources(Vec::<String>::new())],
+            ..Policy::default()
+        };
+        assert!(Redactor::new(no_types).is_err());
+        let no_codes = Policy {
+            labels: vec![LabelRule {
+                system: None,
+                codes: vec![],
+                except: CallerMatch::default(),
+            }],
+            ..Policy::default()
+        };
+        assert!(Redactor::new(no_codes).is_err());
+        assert!(Redactor::new(Policy {
+            rules: vec![Rule::remove_resources(["Patiant"])],
+            ..Policy::default()
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn loose_paths_and_filter_fields_must_name_r4_elements() {
+        for ok in [
+            "*.meta.tag",
+            "*.identifier",
+            "*.descendants().extension('urn:x')",
+            "*.descendants().identifier.where(system='urn:x')",
+            "Patient.descendants().value[x]",
+            "Patient.identifier.where(system='urn:x')",
+            "Patient.telecom.where(use='home')",
+            "Patient.extension('urn:x')",
+        ] {
+            assert!(Redactor::new(rule(ok, Action::Remove)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "*.telcom",
+            "*.descendants().extenson.where(url='urn:x')",
+            "*.descendants().identifier.where(sytem='urn:x')",
+            "Patient.identifier.where(sytem='urn:x')",
+            "Patient.telecom.where(usage='home')",
+            "Patiant.descendants().identifier",
+            "Patient.contact.descendants().valu[x]",
+        ] {
+            assert!(Redactor::new(rule(bad, Action::Remove)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! and adding the `REDACTED` label to an altered resource.
 
 use super::compile::{ElemAction, Selector};
-use super::engine::{Marks, Out, RedactError, Walker};
+use super::engine::{Marks, Out, Walker};
+use super::outcome::RedactError;
 use super::scanner::{self, Member};
 
 const REDACTED_CODING: &[u8] =
@@ -97,7 +98,7 @@ impl Walker<'_> {
         let mut items = Vec::new();
         let array = first == Some(b'[');
         if array {
-            scanner::items(self.input, vs, ve, &mut items);
+            scanner::items_in(self.input, Some(&self.index), vs, ve, &mut items);
         } else {
             items.push((vs, ve));
         }

@@ -1,81 +1,30 @@
 //! The redaction walk: one validating scan of the body, then one walk that copies every span
 //! no rule touches byte for byte and re-emits only what changes.
 
-use super::compile::{ElemAction, Plan, Selector};
-use super::edit::{effective, merge};
-use super::path::{key_matches, Filter, Step};
-use super::scanner::{self, decode, string_value, JsonError, Member};
-
-/// The `meta.security` coding added once to every altered resource (HL7 v3 ObservationValue
-/// `REDACTED`).
-pub const REDACTED_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue";
-
-/// The result of redacting a body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Redacted {
-    /// Nothing was selected: send the body exactly as it was.
-    Unchanged,
-    /// The redacted body.
-    Changed {
-        /// The new body.
-        body: Vec<u8>,
-        /// Resources altered (each marked `REDACTED` in `meta.security`).
-        altered: usize,
-        /// Resources withheld entirely (Bundle entries, contained resources, NDJSON lines...).
-        hidden: usize,
-    },
-    /// The body is one resource the caller may not see at all.
-    Hidden,
-}
-
-/// Why a body could not be redacted; it must then not be sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RedactError {
-    /// The body is not JSON.
-    #[error("the response is not valid JSON")]
-    Syntax,
-    /// An object repeats a key.
-    #[error("the response repeats a JSON key")]
-    DuplicateKey,
-    /// The body nests deeper than the limit.
-    #[error("the response nests too deeply")]
-    TooDeep,
-    /// The body is larger than the limit.
-    #[error("the response is larger than the redaction limit")]
-    TooLarge,
-    /// JSON that is not a FHIR resource where one must be.
-    #[error("the response is not a FHIR resource")]
-    NotFhir,
-}
-
-impl From<JsonError> for RedactError {
-    fn from(e: JsonError) -> Self {
-        match e {
-            JsonError::Syntax => RedactError::Syntax,
-            JsonError::DuplicateKey => RedactError::DuplicateKey,
-            JsonError::TooDeep => RedactError::TooDeep,
-        }
-    }
-}
+use super::compile::{Plan, Selector};
+use super::outcome::{RedactError, Redacted};
+use super::path::Step;
+use super::scanner::{self, string_value, Index, Member};
 
 #[derive(Clone, Copy, Debug)]
-struct St {
-    sel: usize,
-    pos: usize,
+pub(super) struct St {
+    pub(super) sel: usize,
+    pub(super) pos: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum BundleKind {
+pub(super) enum BundleKind {
     Searchset,
     /// batch-response and transaction-response: entries answer requests one to one, so a hidden
     /// resource leaves its entry (and its `response`) in place.
     Response,
+    /// history: its `total` counts like a searchset's.
+    History,
     Other,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Ctx {
+pub(super) enum Ctx {
     Plain,
     Root(Root),
     Entry(BundleKind),
@@ -84,7 +33,7 @@ enum Ctx {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Root {
+pub(super) enum Root {
     Bundle(BundleKind),
     Parameters,
     Other,
@@ -92,7 +41,7 @@ enum Root {
 
 /// How a member's value is to be treated beyond the selectors.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Special {
+pub(super) enum Special {
     None,
     Resource,
     Object(Ctx),
@@ -113,6 +62,11 @@ pub(super) struct Walker<'a> {
     pub(super) altered: usize,
     pub(super) hidden: usize,
     pub(super) pool: Vec<Vec<Member>>,
+    /// Where the containers of the text being walked end.
+    pub(super) index: Index,
+    /// Reused scratch vectors, so walking a member allocates nothing in the steady state.
+    pub(super) st_pool: Vec<Vec<St>>,
+    pub(super) item_pool: Vec<Vec<(usize, usize)>>,
 }
 
 impl Plan {
@@ -122,10 +76,10 @@ impl Plan {
         if input.len() > inner.max_body {
             return Err(RedactError::TooLarge);
         }
-        scanner::validate(input, inner.max_depth)?;
-        let s = scanner::skip_ws(input, 0);
-        let e = scanner::skip_value(input, s);
         let mut w = Walker::new(input, self);
+        scanner::validate_indexed(input, inner.max_depth, 0, &mut w.index)?;
+        let s = scanner::skip_ws(input, 0);
+        let e = scanner::skip_value_in(input, Some(&w.index), s);
         w.out.extend_from_slice(input.get(..s).unwrap_or_default());
         match w.resource(s, e, true)? {
             Out::Hidden => return Ok(Redacted::Hidden),
@@ -157,8 +111,9 @@ impl Plan {
                 start = end;
                 continue;
             }
-            scanner::validate(line, inner.max_depth)?;
-            let e = scanner::skip_value(input, s);
+            w.index.clear();
+            scanner::validate_indexed(line, inner.max_depth, start, &mut w.index)?;
+            let e = scanner::skip_value_in(input, Some(&w.index), s);
             let mark = w.out.len();
             w.out
                 .extend_from_slice(input.get(start..s).unwrap_or_default());
@@ -174,7 +129,7 @@ impl Plan {
     }
 }
 
-fn selector_step(sel: &Selector, pos: usize) -> Option<&Step> {
+pub(super) fn selector_step(sel: &Selector, pos: usize) -> Option<&Step> {
     sel.steps.get(pos)
 }
 
@@ -188,6 +143,9 @@ impl<'a> Walker<'a> {
             altered: 0,
             hidden: 0,
             pool: Vec::new(),
+            index: Index::default(),
+            st_pool: Vec::new(),
+            item_pool: Vec::new(),
         }
     }
 
@@ -215,93 +173,19 @@ impl<'a> Walker<'a> {
             .extend_from_slice(input.get(s..e).unwrap_or_default());
     }
 
-    fn members_of(&mut self, s: usize, e: usize) -> Vec<Member> {
+    pub(super) fn members_of(&mut self, s: usize, e: usize) -> Vec<Member> {
         let mut v = self.pool.pop().unwrap_or_default();
         v.clear();
-        scanner::members(self.input, s, e, &mut v);
+        scanner::members_in(self.input, Some(&self.index), s, e, &mut v);
         v
     }
 
-    fn recycle(&mut self, v: Vec<Member>) {
+    pub(super) fn recycle(&mut self, v: Vec<Member>) {
         self.pool.push(v);
     }
 
-    fn member_value(&mut self, s: usize, e: usize, key: &[u8]) -> Option<(usize, usize)> {
-        let members = self.members_of(s, e);
-        let found = members
-            .iter()
-            .find(|m| decode(self.bytes(m.key.0, m.key.1)) == key)
-            .map(|m| m.value);
-        self.recycle(members);
-        found
-    }
-
-    /// Whether the object `[s, e)` satisfies `where(field='value')`.
-    fn filter_ok(&mut self, s: usize, e: usize, filter: &Filter) -> bool {
-        if self.input.get(s) != Some(&b'{') {
-            return false;
-        }
-        match self.member_value(s, e, filter.field.as_bytes()) {
-            Some((vs, ve)) => match string_value(self.input, vs, ve) {
-                Some(text) => *text == *filter.value.as_bytes(),
-                None => self.bytes(vs, ve) == filter.value.as_bytes(),
-            },
-            None => false,
-        }
-    }
-
-    /// Whether `meta` carries a label a visibility rule hides, and whether it already has the
-    /// REDACTED coding.
-    ///
-    /// A `meta` that is not an object, or a `meta.security` that is not an array, is not FHIR:
-    /// the label could be neither read nor added.
-    fn labels(&mut self, meta: Option<(usize, usize)>) -> Result<(bool, bool), RedactError> {
-        let Some((ms, me)) = meta else {
-            return Ok((false, false));
-        };
-        if self.input.get(ms) != Some(&b'{') {
-            return Err(RedactError::NotFhir);
-        }
-        let Some((ss, se)) = self.member_value(ms, me, b"security") else {
-            return Ok((false, false));
-        };
-        if self.input.get(ss) != Some(&b'[') {
-            return Err(RedactError::NotFhir);
-        }
-        let mut codings = Vec::new();
-        scanner::items(self.input, ss, se, &mut codings);
-        let (mut hide, mut redacted) = (false, false);
-        for (cs, ce) in codings {
-            if self.input.get(cs) != Some(&b'{') {
-                continue;
-            }
-            let system = self
-                .member_value(cs, ce, b"system")
-                .and_then(|(a, b)| string_value(self.input, a, b));
-            let code = self
-                .member_value(cs, ce, b"code")
-                .and_then(|(a, b)| string_value(self.input, a, b));
-            let Some(code) = code else {
-                continue;
-            };
-            let Some(system) = system else {
-                hide |= self
-                    .plan
-                    .label_rules()
-                    .any(|l| l.system.is_none() && l.codes.iter().any(|c| c.as_bytes() == &*code));
-                continue;
-            };
-            redacted |= &*system == REDACTED_SYSTEM.as_bytes() && &*code == b"REDACTED";
-            hide |= self.plan.label_rules().any(|l| {
-                l.system.as_ref().is_none_or(|s| s.as_bytes() == &*system)
-                    && l.codes.iter().any(|c| c.as_bytes() == &*code)
-            });
-        }
-        Ok((hide, redacted))
-    }
-
     /// Walks one resource at `[s, e)`.
-    fn resource(&mut self, s: usize, e: usize, top: bool) -> Result<Out, RedactError> {
+    pub(super) fn resource(&mut self, s: usize, e: usize, top: bool) -> Result<Out, RedactError> {
         if self.input.get(s) != Some(&b'{') {
             return Err(RedactError::NotFhir);
         }
@@ -344,23 +228,25 @@ impl<'a> Walker<'a> {
                 Root::Bundle(match k.as_deref() {
                     Some(b"searchset") => BundleKind::Searchset,
                     Some(b"batch-response" | b"transaction-response") => BundleKind::Response,
+                    Some(b"history") => BundleKind::History,
                     _ => BundleKind::Other,
                 })
             }
             b"Parameters" => Root::Parameters,
             _ => Root::Other,
         };
-        let states: Vec<St> = self
-            .plan
-            .selectors
-            .iter()
-            .filter(|&&i| {
-                self.plan
-                    .selector(i)
-                    .is_some_and(|sel| sel.root.as_ref().is_none_or(|r| r.as_bytes() == &*rt))
-            })
-            .map(|&i| St { sel: i, pos: 0 })
-            .collect();
+        let mut states = self.sts();
+        states.extend(
+            self.plan
+                .selectors
+                .iter()
+                .filter(|&&i| {
+                    self.plan
+                        .selector(i)
+                        .is_some_and(|sel| sel.root.as_ref().is_none_or(|r| r.as_bytes() == &*rt))
+                })
+                .map(|&i| St { sel: i, pos: 0 }),
+        );
         let nested = root != Root::Other
             || members
                 .iter()
@@ -374,6 +260,7 @@ impl<'a> Walker<'a> {
         let start = self.out.len();
         let mut marks = Marks::default();
         let result = self.object_members(s, e, &members, Ctx::Root(root), &states, &mut marks);
+        self.st_pool.push(states);
         self.recycle(members);
         let result = result?;
         let changed = self.changes > 0;
@@ -397,7 +284,13 @@ impl<'a> Walker<'a> {
     }
 
     /// Walks the object `[s, e)` member by member.
-    fn object(&mut self, s: usize, e: usize, ctx: Ctx, states: &[St]) -> Result<Out, RedactError> {
+    pub(super) fn object(
+        &mut self,
+        s: usize,
+        e: usize,
+        ctx: Ctx,
+        states: &[St],
+    ) -> Result<Out, RedactError> {
         let members = self.members_of(s, e);
         let mut marks = Marks::default();
         let r = self.object_members(s, e, &members, ctx, states, &mut marks);
@@ -476,182 +369,7 @@ impl<'a> Walker<'a> {
         Ok(Out::Kept)
     }
 
-    fn member(&mut self, m: &Member, ctx: Ctx, states: &[St]) -> Result<Out, RedactError> {
-        let key_raw = self.bytes(m.key.0, m.key.1);
-        let key = decode(key_raw);
-        if matches!(ctx, Ctx::Root(_)) && &*key == b"resourceType" {
-            self.copy(m.start, m.value.1);
-            return Ok(Out::Kept);
-        }
-        let (base, sibling) = match key.strip_prefix(b"_") {
-            Some(b) => (b, true),
-            None => (&*key, false),
-        };
-        let mut full: Option<ElemAction> = None;
-        let mut hits: Vec<St> = Vec::new();
-        let mut deeper: Vec<St> = Vec::new();
-        for &st in states {
-            let Some(sel) = self.plan.selector(st.sel) else {
-                continue;
-            };
-            let mut pos = st.pos;
-            if let Some(Step::Descendants) = selector_step(sel, pos) {
-                deeper.push(st);
-                pos += 1;
-            }
-            if let Some(Step::Element {
-                name,
-                choice,
-                filter,
-            }) = selector_step(sel, pos)
-            {
-                if key_matches(base, name, *choice) {
-                    let last = pos + 1 == sel.steps.len();
-                    if last && filter.is_none() {
-                        full = Some(merge(full, effective(sel, &sel.action)));
-                    } else {
-                        hits.push(St { sel: st.sel, pos });
-                    }
-                }
-            }
-        }
-        if let Some(action) = full {
-            return self.whole_member(m, base, sibling, &action);
-        }
-        let special = match (ctx, base) {
-            _ if sibling => Special::None,
-            (Ctx::Root(_), b"contained") => Special::Resource,
-            (Ctx::Root(Root::Bundle(k)), b"entry") => Special::Object(Ctx::Entry(k)),
-            (Ctx::Root(Root::Parameters), b"parameter") => Special::Object(Ctx::Parameter),
-            (Ctx::Entry(_), b"resource") => Special::Resource,
-            (Ctx::Entry(_), b"response") => Special::Object(Ctx::EntryResponse),
-            (Ctx::EntryResponse, b"outcome") => Special::Resource,
-            (Ctx::Parameter, b"resource") => Special::Resource,
-            (Ctx::Parameter, b"part") => Special::Object(Ctx::Parameter),
-            _ => Special::None,
-        };
-        if hits.is_empty() && deeper.is_empty() && special == Special::None {
-            self.copy(m.start, m.value.1);
-            return Ok(Out::Kept);
-        }
-        let (vs, ve) = m.value;
-        self.copy(m.start, vs);
-        if self.input.get(vs) != Some(&b'[') {
-            return self.item(vs, ve, &hits, &deeper, special);
-        }
-        let mut items = Vec::new();
-        scanner::items(self.input, vs, ve, &mut items);
-        let start = self.out.len();
-        self.out.push(b'[');
-        let mut kept = 0usize;
-        let mut hidden = 0usize;
-        let mut prev_end = vs + 1;
-        let first_start = items.first().map_or(ve, |i| i.0);
-        for &(is, ie) in &items {
-            let mark = self.out.len();
-            if kept == 0 {
-                self.copy(vs + 1, first_start);
-            } else {
-                self.copy(prev_end, is);
-            }
-            prev_end = ie;
-            match self.item(is, ie, &hits, &deeper, special)? {
-                Out::Kept => kept += 1,
-                Out::Dropped => self.out.truncate(mark),
-                Out::Hidden => {
-                    hidden += 1;
-                    self.changes += 1;
-                    self.out.truncate(mark);
-                }
-            }
-        }
-        let note = hidden > 0
-            && ctx == Ctx::Root(Root::Bundle(BundleKind::Searchset))
-            && self.plan.redactor.inner.policy.suppressed_note;
-        if note {
-            if kept > 0 {
-                self.out.push(b',');
-            }
-            self.out.extend_from_slice(
-                format!(
-                    r#"{{"resource":{{"resourceType":"OperationOutcome","issue":[{{"severity":"information","code":"suppressed","details":{{"text":"{hidden} resource(s) withheld by the data visibility policy"}}}}]}},"search":{{"mode":"outcome"}}}}"#
-                )
-                .as_bytes(),
-            );
-            kept += 1;
-        }
-        if kept == 0 && !items.is_empty() {
-            // FHIR JSON has no empty arrays: the element goes.
-            self.out.truncate(start);
-            return Ok(Out::Dropped);
-        }
-        self.copy(if items.is_empty() { vs + 1 } else { prev_end }, ve);
-        Ok(Out::Kept)
-    }
-
-    /// One value (an array item or a single value) under the selector states that matched its
-    /// member.
-    fn item(
-        &mut self,
-        s: usize,
-        e: usize,
-        hits: &[St],
-        deeper: &[St],
-        special: Special,
-    ) -> Result<Out, RedactError> {
-        let mut action: Option<ElemAction> = None;
-        let mut child: Vec<St> = deeper.to_vec();
-        for &st in hits {
-            let Some(sel) = self.plan.selector(st.sel) else {
-                continue;
-            };
-            let Some(Step::Element { filter, .. }) = selector_step(sel, st.pos) else {
-                continue;
-            };
-            let pass = match filter {
-                Some(f) => self.filter_ok(s, e, f),
-                None => true,
-            };
-            if !pass {
-                continue;
-            }
-            if st.pos + 1 == sel.steps.len() {
-                action = Some(merge(action, effective(sel, &sel.action)));
-            } else {
-                child.push(St {
-                    sel: st.sel,
-                    pos: st.pos + 1,
-                });
-            }
-        }
-        if let Some(action) = action {
-            return Ok(self.act_on_item(s, e, &action));
-        }
-        if special == Special::Resource {
-            if let Out::Hidden = self.resource_nested(s, e)? {
-                return Ok(Out::Hidden);
-            }
-            return Ok(Out::Kept);
-        }
-        let is_object = self.input.get(s) == Some(&b'{');
-        let ctx = match special {
-            Special::Object(ctx) => Some(ctx),
-            _ => None,
-        };
-        if is_object && (!child.is_empty() || ctx.is_some()) {
-            return match self.object(s, e, ctx.unwrap_or(Ctx::Plain), &child)? {
-                Out::Dropped => {
-                    self.changes += 1;
-                    Ok(Out::Dropped)
-                }
-                other => Ok(other),
-            };
-        }
-        self.copy(s, e);
-        Ok(Out::Kept)
-    }
-
-    fn resource_nested(&mut self, s: usize, e: usize) -> Result<Out, RedactError> {
+    pub(super) fn resource_nested(&mut self, s: usize, e: usize) -> Result<Out, RedactError> {
         let before = self.out.len();
         let r = self.resource(s, e, false)?;
         if let Out::Hidden = r {

@@ -2,7 +2,7 @@
 
 use super::caller::{CallerExtractor, FromCallerExtension};
 use super::compile::{Plan, Redactor};
-use super::engine::{RedactError, Redacted};
+use super::outcome::{RedactError, Redacted};
 use super::policy::Caller;
 use crate::body::{full_response, BoxError, FhirBody};
 use crate::fhir::{IssueType, OperationOutcome};

@@ -22,7 +22,10 @@
 //!   (`http://terminology.hl7.org/CodeSystem/v3-ObservationValue`), once; arrays and objects
 //!   emptied by redaction are removed; a searchset that lost entries gets an
 //!   `OperationOutcome` entry with issue code `suppressed` ([`Policy::suppressed_note`]);
-//!   `Bundle.total` is left as the server sent it;
+//!   when the caller's plan can withhold whole resources (a `remove_resource` rule or a label
+//!   rule applies), a searchset's `Bundle.total` (optional in R4) is removed: it counts the
+//!   hidden matches of every page, so neither it nor a decremented number could be sent
+//!   without telling how many resources are hidden;
 //! - fails closed: JSON that doesn't parse, duplicate keys, nesting past the depth limit, a body
 //!   over the limit, a compressed body (`Content-Encoding`: stack compression *outside*
 //!   redaction) → 500 `OperationOutcome`; a request for XML or another format (`_format`,
@@ -55,15 +58,22 @@
 //! assert!(!String::from_utf8(body).unwrap().contains("999-12-3456"));
 //! ```
 
+mod builder;
 mod caller;
+mod check;
 mod compile;
 mod edit;
 mod engine;
+mod labels;
 mod layer;
+mod member;
+mod outcome;
 mod path;
 mod policy;
 mod scanner;
+mod skip;
 
+pub use builder::RedactorBuilder;
 #[cfg(feature = "smart")]
 pub use caller::FromAccessContext;
 #[cfg(feature = "mtls")]
@@ -72,7 +82,7 @@ pub use caller::{CallerExtractor, FromCallerExtension};
 pub use compile::{
     Plan, PolicyError, Predicate, Redactor, DEFAULT_MAX_BODY, DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING,
 };
-pub use engine::{RedactError, Redacted, REDACTED_SYSTEM};
 pub use layer::{Redact, RedactDecision, RedactFuture, RedactLayer, RedactRefusal};
+pub use outcome::{RedactError, Redacted, REDACTED_SYSTEM};
 pub use path::{ElementPath, Filter, PathError, Step, MAX_PATH_LEN};
 pub use policy::{Action, Caller, CallerMatch, LabelRule, Policy, Required, Rule};

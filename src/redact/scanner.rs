@@ -5,6 +5,8 @@
 //! Nothing here builds a tree: values are byte spans of the input, so untouched spans can be
 //! copied out exactly as they came in (decimals keep every digit, key order is unchanged).
 
+use super::skip::string_stop;
+pub(crate) use super::skip::Index;
 use std::borrow::Cow;
 use std::collections::HashSet;
 
@@ -26,6 +28,8 @@ struct Frame {
     object: bool,
     keys_start: usize,
     set: Option<HashSet<Vec<u8>>>,
+    /// This container's slot in the [`Index`].
+    slot: usize,
 }
 
 #[inline]
@@ -37,11 +41,23 @@ pub(crate) fn skip_ws(input: &[u8], mut i: usize) -> usize {
 }
 
 /// Validates `input` as one JSON text. Containers nest at most `max_depth` deep.
+#[cfg(test)]
 pub(crate) fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> {
+    validate_indexed(input, max_depth, 0, &mut Index::default())
+}
+
+/// [`validate`], recording where each container ends in `index` (offsets plus `base`, the
+/// position of `input` in the body).
+pub(crate) fn validate_indexed(
+    input: &[u8],
+    max_depth: usize,
+    base: usize,
+    index: &mut Index,
+) -> Result<(), JsonError> {
     std::str::from_utf8(input).map_err(|_| JsonError::Syntax)?;
     let mut stack: Vec<Frame> = Vec::new();
     // Raw key spans of the open objects, in stack order.
-    let mut keys: Vec<(usize, usize)> = Vec::new();
+    let mut keys: Vec<Key> = Vec::new();
     let mut i = skip_ws(input, 0);
     'value: loop {
         match input.get(i) {
@@ -49,14 +65,17 @@ pub(crate) fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> 
                 if stack.len() >= max_depth {
                     return Err(JsonError::TooDeep);
                 }
+                let slot = index.open(base + i);
                 i = skip_ws(input, i + 1);
                 if input.get(i) == Some(&b'}') {
                     i += 1;
+                    index.close(slot, base + i);
                 } else {
                     stack.push(Frame {
                         object: true,
                         keys_start: keys.len(),
                         set: None,
+                        slot,
                     });
                     i = key(input, i, &mut keys, &mut stack)?;
                     continue 'value;
@@ -66,14 +85,17 @@ pub(crate) fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> 
                 if stack.len() >= max_depth {
                     return Err(JsonError::TooDeep);
                 }
+                let slot = index.open(base + i);
                 i = skip_ws(input, i + 1);
                 if input.get(i) == Some(&b']') {
                     i += 1;
+                    index.close(slot, base + i);
                 } else {
                     stack.push(Frame {
                         object: false,
                         keys_start: keys.len(),
                         set: None,
+                        slot,
                     });
                     continue 'value;
                 }
@@ -105,6 +127,7 @@ pub(crate) fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> 
                 (true, Some(b'}')) | (false, Some(b']')) => {
                     i += 1;
                     keys.truncate(frame.keys_start);
+                    index.close(frame.slot, base + i);
                     stack.pop();
                 }
                 _ => return Err(JsonError::Syntax),
@@ -113,12 +136,19 @@ pub(crate) fn validate(input: &[u8], max_depth: usize) -> Result<(), JsonError> 
     }
 }
 
+/// A key of an open object: its raw content's span and whether it has escapes.
+struct Key {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
 /// Reads `"key" :` at `i`, refusing a duplicate in the innermost object; returns where the
 /// value starts.
 fn key(
     input: &[u8],
     i: usize,
-    keys: &mut Vec<(usize, usize)>,
+    keys: &mut Vec<Key>,
     stack: &mut [Frame],
 ) -> Result<usize, JsonError> {
     if input.get(i) != Some(&b'"') {
@@ -135,17 +165,21 @@ fn key(
         }
     } else if count >= LINEAR_KEYS {
         let mut set = HashSet::with_capacity(count * 2);
-        for &(s, e) in keys.get(frame.keys_start..).unwrap_or(&[]) {
-            set.insert(decode(input.get(s..e).unwrap_or(&[])).into_owned());
+        for k in keys.get(frame.keys_start..).unwrap_or(&[]) {
+            set.insert(decode(input.get(k.start..k.end).unwrap_or(&[])).into_owned());
         }
         if !set.insert(decode(raw).into_owned()) {
             return Err(JsonError::DuplicateKey);
         }
         frame.set = Some(set);
     } else {
-        for &(s, e) in keys.get(frame.keys_start..).unwrap_or(&[]) {
-            let other = input.get(s..e).unwrap_or(&[]);
-            let same = if escaped || other.contains(&b'\\') {
+        for k in keys.get(frame.keys_start..).unwrap_or(&[]) {
+            // Unescaped keys of different lengths differ: no bytes to look at.
+            if !escaped && !k.escaped && k.end - k.start != raw.len() {
+                continue;
+            }
+            let other = input.get(k.start..k.end).unwrap_or(&[]);
+            let same = if escaped || k.escaped {
                 decode(other) == decode(raw)
             } else {
                 other == raw
@@ -155,7 +189,11 @@ fn key(
             }
         }
     }
-    keys.push(span);
+    keys.push(Key {
+        start: span.0,
+        end: span.1,
+        escaped,
+    });
     let i = skip_ws(input, end);
     if input.get(i) != Some(&b':') {
         return Err(JsonError::Syntax);
@@ -213,6 +251,7 @@ fn scan_string(input: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     let mut i = i + 1;
     let mut escaped = false;
     loop {
+        i = string_stop(input, i, true);
         match input.get(i) {
             Some(b'"') => return Ok((i + 1, escaped)),
             Some(b'\\') => {
@@ -239,18 +278,28 @@ fn scan_string(input: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
 #[inline]
 pub(crate) fn skip_string(input: &[u8], mut i: usize) -> usize {
     i += 1;
-    while let Some(&b) = input.get(i) {
-        match b {
-            b'"' => return i + 1,
-            b'\\' => i += 2,
-            _ => i += 1,
+    loop {
+        i = string_stop(input, i, false);
+        match input.get(i) {
+            Some(b'"') => return i + 1,
+            Some(_) => i += 2,
+            None => return input.len(),
         }
     }
-    input.len()
 }
 
 /// The end of the value starting at `i`, in validated input.
+#[cfg(test)]
 pub(crate) fn skip_value(input: &[u8], i: usize) -> usize {
+    skip_value_in(input, None, i)
+}
+
+/// [`skip_value`], looking containers up in `index` when given.
+#[inline]
+pub(crate) fn skip_value_in(input: &[u8], index: Option<&Index>, i: usize) -> usize {
+    if let Some(end) = index.and_then(|x| x.end(i)) {
+        return end;
+    }
     match input.get(i) {
         Some(b'"') => skip_string(input, i),
         Some(b'{' | b'[') => {
@@ -299,11 +348,22 @@ pub(crate) struct Member {
 
 /// The members of the validated object `[s, e)`.
 pub(crate) fn members(input: &[u8], s: usize, e: usize, out: &mut Vec<Member>) {
+    members_in(input, None, s, e, out);
+}
+
+/// [`members`] with an [`Index`].
+pub(crate) fn members_in(
+    input: &[u8],
+    index: Option<&Index>,
+    s: usize,
+    e: usize,
+    out: &mut Vec<Member>,
+) {
     let mut i = skip_ws(input, s + 1);
     while i < e && input.get(i) == Some(&b'"') {
         let key_end = skip_string(input, i);
         let v = skip_ws(input, skip_ws(input, key_end) + 1);
-        let v_end = skip_value(input, v);
+        let v_end = skip_value_in(input, index, v);
         out.push(Member {
             start: i,
             key: (i + 1, key_end.saturating_sub(1)),
@@ -316,11 +376,41 @@ pub(crate) fn members(input: &[u8], s: usize, e: usize, out: &mut Vec<Member>) {
     }
 }
 
-/// The items of the validated array `[s, e)`.
-pub(crate) fn items(input: &[u8], s: usize, e: usize, out: &mut Vec<(usize, usize)>) {
+/// The value of the member `key` (compared decoded) of the validated object `[s, e)`.
+pub(crate) fn find_member(
+    input: &[u8],
+    index: Option<&Index>,
+    s: usize,
+    e: usize,
+    key: &[u8],
+) -> Option<(usize, usize)> {
+    let mut i = skip_ws(input, s + 1);
+    while i < e && input.get(i) == Some(&b'"') {
+        let key_end = skip_string(input, i);
+        let v = skip_ws(input, skip_ws(input, key_end) + 1);
+        let v_end = skip_value_in(input, index, v);
+        if decode(input.get(i + 1..key_end.saturating_sub(1))?) == key {
+            return Some((v, v_end));
+        }
+        i = skip_ws(input, v_end);
+        if input.get(i) == Some(&b',') {
+            i = skip_ws(input, i + 1);
+        }
+    }
+    None
+}
+
+/// The items of the validated array `[s, e)`, with an [`Index`] when given.
+pub(crate) fn items_in(
+    input: &[u8],
+    index: Option<&Index>,
+    s: usize,
+    e: usize,
+    out: &mut Vec<(usize, usize)>,
+) {
     let mut i = skip_ws(input, s + 1);
     while i < e && input.get(i).is_some_and(|&b| b != b']') {
-        let end = skip_value(input, i);
+        let end = skip_value_in(input, index, i);
         if end == i {
             break;
         }

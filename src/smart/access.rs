@@ -22,7 +22,8 @@ pub(crate) fn permitted(
     write: bool,
 ) -> bool {
     let mut compartment: Option<bool> = None;
-    for (i, scope) in ctx.scopes().resource_scopes().iter().enumerate() {
+    // Any allowing scope will do, so the order the index gives them in doesn't matter.
+    for (i, scope) in ctx.scopes().scopes_for(rt) {
         if !scope.matches_type(rt) || !need.met_by(scope.permissions()) {
             continue;
         }
@@ -83,7 +84,7 @@ pub(crate) fn coverage(
     query: Option<&Query>,
 ) -> Coverage {
     let mut cov = Coverage::default();
-    for (i, scope) in ctx.scopes().resource_scopes().iter().enumerate() {
+    for (i, scope) in ctx.scopes().scopes_for(rt) {
         if !scope.covers(rt, needed) {
             continue;
         }

@@ -25,25 +25,10 @@ use crate::fhir::tables::{self, SearchParamType};
 use crate::fhir::{ParamKind, Query, ResourceType};
 use serde_json::Value;
 
-/// The compartment parameter used to narrow searches of `rt`.
+/// The compartment parameter used to narrow searches of `rt` (`patient`, else `subject`, else
+/// the first in the table; `_id` for Patient), from a table computed once.
 pub(crate) fn narrowing_param(rt: ResourceType) -> Option<&'static str> {
-    if rt == ResourceType::Patient {
-        return Some("_id");
-    }
-    let params = tables::patient_compartment(rt)?;
-    for preferred in [
-        "patient",
-        "subject",
-        "beneficiary",
-        "member",
-        "individual",
-        "actor",
-    ] {
-        if let Some(p) = params.iter().find(|p| p.code == preferred) {
-            return Some(p.code);
-        }
-    }
-    params.first().map(|p| p.code)
+    super::type_facts::narrowing_param(rt)
 }
 
 /// `subject=Patient/a,Patient/b` (or `_id=a,b`) for the patients in context.
@@ -52,7 +37,14 @@ pub(crate) fn narrowing(rt: ResourceType, ctx: &AccessContext) -> Option<String>
     if ctx.patients().is_empty() {
         return None;
     }
-    let mut out = String::with_capacity(param.len() + 16 * ctx.patients().len());
+    let per_patient = if rt == ResourceType::Patient { 1 } else { 9 };
+    let len = param.len()
+        + ctx
+            .patients()
+            .iter()
+            .map(|p| p.len() + per_patient)
+            .sum::<usize>();
+    let mut out = String::with_capacity(len);
     out.push_str(param);
     out.push('=');
     for (i, id) in ctx.patients().iter().enumerate() {
@@ -177,12 +169,8 @@ fn check_names_patient(
         }
         return Ok(());
     }
-    let Some(def) = tables::search_param(rt, p.name()) else {
-        return Ok(());
-    };
-    if def.kind != SearchParamType::Reference
-        || !(def.any_target || def.targets.contains(&ResourceType::Patient))
-    {
+    // Only a reference parameter that may point at a Patient can name another patient.
+    if super::type_facts::patient_reference_param(rt, p.name()).is_none() {
         return Ok(());
     }
     // `subject:Group=...` is not about a patient; `:missing`, `:identifier` and the like

@@ -101,6 +101,7 @@ mod scope;
 mod scope_set;
 mod steps;
 pub mod token;
+mod type_facts;
 mod verify;
 mod well_known;
 mod write_check;

@@ -100,6 +100,11 @@ impl Permissions {
 
     const LETTERS: [(u8, char); 5] = [(1, 'c'), (2, 'r'), (4, 'u'), (8, 'd'), (16, 's')];
 
+    /// The permission bits (`c` = 1 … `s` = 16).
+    pub(crate) const fn bits(self) -> u8 {
+        self.0
+    }
+
     /// Whether every permission of `other` is in `self`.
     pub const fn contains(self, other: Permissions) -> bool {
         self.0 & other.0 == other.0

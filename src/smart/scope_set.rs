@@ -56,6 +56,111 @@ pub struct ScopeSet {
     other: Vec<Scope>,
     dropped: usize,
     has_patient: bool,
+    index: TypeIndex,
+}
+
+/// Which resource scopes name which type, built as scopes are added (once per token: the set
+/// is cached with the token), so a request looks at the scopes of its type and the wildcard
+/// scopes instead of every scope of the token, and answers "does a scope without conditions
+/// cover this?" with one bit test.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct TypeIndex {
+    /// (type, index in `resource`), sorted.
+    typed: Vec<(ResourceType, usize)>,
+    /// Per type (its place in [`ResourceType::ALL`]): its range in `typed`, and which
+    /// permission sets its unconditional scopes cover. Empty until a typed scope is added.
+    slots: Vec<TypeSlot>,
+    /// Indexes of the `*` scopes, in claim order.
+    wildcard: Vec<usize>,
+    /// Which permission sets the unconditional `*` scopes cover.
+    wildcard_covers: Covers,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct TypeSlot {
+    start: usize,
+    end: usize,
+    covers: Covers,
+}
+
+/// A set of permission sets: bit `n` is set when some scope's permissions contain the set whose
+/// bits are `n` (so `needed` is covered by one scope exactly when bit `needed` is set).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Covers(u32);
+
+impl Covers {
+    fn add(&mut self, granted: Permissions) {
+        let granted = u32::from(granted.bits());
+        for n in 0..32u32 {
+            if n & !granted == 0 {
+                self.0 |= 1 << n;
+            }
+        }
+    }
+
+    fn covers(self, needed: Permissions) -> bool {
+        self.0
+            .checked_shr(u32::from(needed.bits()))
+            .is_some_and(|b| b & 1 == 1)
+    }
+}
+
+/// A type's place in [`ResourceType::ALL`] (the enum is declared in that order; a unit test
+/// in `type_facts` holds it there).
+fn type_index(rt: ResourceType) -> usize {
+    rt as usize
+}
+
+impl TypeIndex {
+    fn add(&mut self, scope: &ResourceScope, index: usize) {
+        let Some(rt) = scope.resource_type() else {
+            self.wildcard.push(index);
+            if scope.is_unconditional() {
+                self.wildcard_covers.add(scope.permissions());
+            }
+            return;
+        };
+        let at = self.typed.partition_point(|e| *e < (rt, index));
+        self.typed.insert(at, (rt, index));
+        if self.slots.is_empty() {
+            self.slots = vec![TypeSlot::default(); ResourceType::ALL.len()];
+        }
+        // The ranges after the new entry shift by one; rebuilt whole, as adding is rare.
+        let mut at = 0;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            slot.start = at;
+            while self.typed.get(at).is_some_and(|(t, _)| type_index(*t) == i) {
+                at += 1;
+            }
+            slot.end = at;
+        }
+        if scope.is_unconditional() {
+            if let Some(slot) = self.slots.get_mut(type_index(rt)) {
+                slot.covers.add(scope.permissions());
+            }
+        }
+    }
+
+    /// The indexes of the scopes that match `rt`: its own, then the wildcards.
+    fn of(&self, rt: ResourceType) -> impl Iterator<Item = usize> + '_ {
+        let own = self
+            .slots
+            .get(type_index(rt))
+            .and_then(|s| self.typed.get(s.start..s.end))
+            .unwrap_or_default();
+        own.iter()
+            .map(|(_, i)| *i)
+            .chain(self.wildcard.iter().copied())
+    }
+
+    /// Whether a scope without conditions covers `needed` on `rt`.
+    fn covers_unconditionally(&self, rt: ResourceType, needed: Permissions) -> bool {
+        self.wildcard_covers.covers(needed)
+            || self
+                .slots
+                .get(type_index(rt))
+                .is_some_and(|s| s.covers.covers(needed))
+    }
 }
 
 impl ScopeSet {
@@ -123,6 +228,7 @@ impl ScopeSet {
             Scope::Resource(r) => {
                 if !self.resource.contains(&r) {
                     self.has_patient |= r.context() == ScopeContext::Patient;
+                    self.index.add(&r, self.resource.len());
                     self.resource.push(r);
                 }
             }
@@ -138,6 +244,18 @@ impl ScopeSet {
     #[inline]
     pub fn resource_scopes(&self) -> &[ResourceScope] {
         &self.resource
+    }
+
+    /// The resource scopes that match `rt` (its own and `*`), with their index in
+    /// [`resource_scopes`](Self::resource_scopes); not in claim order.
+    #[inline]
+    pub(crate) fn scopes_for(
+        &self,
+        rt: ResourceType,
+    ) -> impl Iterator<Item = (usize, &ResourceScope)> + '_ {
+        self.index
+            .of(rt)
+            .filter_map(|i| self.resource.get(i).map(|s| (i, s)))
     }
 
     /// The scopes that grant no data access (`openid`, `launch/patient`, extensions ...).
@@ -159,16 +277,14 @@ impl ScopeSet {
     /// Whether some scope covers `needed` on `rt`, conditions (patient compartment, granular
     /// parameters) aside. A quick "could this ever be allowed?" test.
     pub fn grants_any(&self, rt: ResourceType, needed: Permissions) -> bool {
-        self.resource.iter().any(|s| s.covers(rt, needed))
+        self.scopes_for(rt).any(|(_, s)| s.covers(rt, needed))
     }
 
     /// Whether a scope without conditions (not `patient/`, not granular) covers `needed` on
     /// `rt`.
     #[inline]
     pub fn grants_unconditionally(&self, rt: ResourceType, needed: Permissions) -> bool {
-        self.resource
-            .iter()
-            .any(|s| s.is_unconditional() && s.covers(rt, needed))
+        self.index.covers_unconditionally(rt, needed)
     }
 
     /// Whether a scope without conditions covers `needed` on every type (`user/*.rs`).
@@ -262,6 +378,81 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn type_index_finds_own_and_wildcard_scopes() {
+        let set = ScopeSet::parse(
+            "user/Observation.r patient/*.s user/Patient.r system/Observation.c user/*.d",
+            MalformedScopes::RefuseToken,
+        )
+        .unwrap();
+        let of = |rt| {
+            let mut v: Vec<usize> = set.scopes_for(rt).map(|(i, _)| i).collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(of(ResourceType::Observation), [0, 1, 3, 4]);
+        assert_eq!(of(ResourceType::Patient), [1, 2, 4]);
+        assert_eq!(of(ResourceType::Condition), [1, 4]);
+    }
+
+    proptest::proptest! {
+        /// The index finds exactly the scopes a scan over every scope finds, and its
+        /// unconditional answer is the scan's for every permission set.
+        #[test]
+        fn type_index_matches_a_scan(
+            scopes in proptest::collection::vec(
+                (0..3usize, 0..5usize, proptest::bool::ANY, 1..32u8),
+                0..24,
+            ),
+            probe in 0..5usize,
+        ) {
+            const TYPES: [&str; 5] = ["Patient", "Observation", "Condition", "Encounter", "*"];
+            const CONTEXTS: [&str; 3] = ["patient", "user", "system"];
+            let text: Vec<String> = scopes
+                .iter()
+                .map(|(c, t, _, p)| {
+                    let perms: String = "cruds"
+                        .chars()
+                        .enumerate()
+                        .filter(|(i, _)| p & (1 << i) != 0)
+                        .map(|(_, ch)| ch)
+                        .collect();
+                    format!(
+                        "{}/{}.{perms}",
+                        CONTEXTS.get(*c).unwrap(),
+                        TYPES.get(*t).unwrap()
+                    )
+                })
+                .collect();
+            let set = ScopeSet::parse(&text.join(" "), MalformedScopes::RefuseToken).unwrap();
+            let rt = ResourceType::from_name(TYPES.get(probe).unwrap()).unwrap_or(ResourceType::Goal);
+            let mut indexed: Vec<usize> = set.scopes_for(rt).map(|(i, _)| i).collect();
+            indexed.sort_unstable();
+            let scanned: Vec<usize> = set
+                .resource_scopes()
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.matches_type(rt))
+                .map(|(i, _)| i)
+                .collect();
+            proptest::prop_assert_eq!(indexed, scanned);
+            for bits in 1..32u8 {
+                let needed = ["c", "r", "u", "d", "s"]
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| bits & (1 << i) != 0)
+                    .map(|(_, l)| *l)
+                    .collect::<String>();
+                let needed = Permissions::parse_v2(&needed).unwrap();
+                let scan = set
+                    .resource_scopes()
+                    .iter()
+                    .any(|s| s.is_unconditional() && s.covers(rt, needed));
+                proptest::prop_assert_eq!(set.grants_unconditionally(rt, needed), scan);
+            }
+        }
     }
 
     #[test]

@@ -1,1 +1,106 @@
 //! The whole fhirwall stack in the recommended order, from one builder.
+//!
+//! Each protection is a layer of its own, and each can be used alone; but order matters
+//! (the audit layer must see refusals, budgets must know the client, redaction must see what
+//! the handler sent) and some settings only make sense together. [`Fhirwall::builder`] takes
+//! each layer configured with its own builder, checks them against each other
+//! ([`StackError`]), and returns one [`Fhirwall`] layer that applies them in
+//! [`Fhirwall::ORDER`]:
+//!
+//! | step | layer | why there |
+//! |---|---|---|
+//! | audit | `AuditLayer` | sees every outcome, refusals included |
+//! | firewall | `FirewallLayer` | cheapest refusals first: transport, address, undeclared route, sunset |
+//! | identity | `TrustedClientLayer` | unknown clients refused before any body is read |
+//! | classify | [`ClassifyLayer`](crate::classify::ClassifyLayer) (always) | the [`FhirRequest`](crate::fhir::FhirRequest) every later layer reads |
+//! | smart | `SmartLayer` | token, scopes, patient compartment |
+//! | firewall client rules | `FirewallLayer::client_rules` | client networks and access windows, once the client is known |
+//! | limit | `BudgetLayer` | budget per established client; counts what is really returned |
+//! | validate | `ValidateLayer` | request body and parameters |
+//! | redact | `RedactLayer` | response visibility |
+//! | audit capture | `AuditCaptureLayer` | who the client was, for the audit record |
+//!
+//! A layer left out is a pass-through ([`Optional`]): the stack is one named type
+//! ([`FhirwallService`]) with no boxed futures and no trait objects on the request path.
+//!
+//! ## With axum
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use fhirwall::audit::{AuditLayer, MemorySink};
+//! use fhirwall::fhir::Classifier;
+//! use fhirwall::limit::{BudgetLayer, MemoryStore, Rate};
+//! use fhirwall::stack::Fhirwall;
+//! use fhirwall::validate::{ValidateConfig, ValidateLayer};
+//!
+//! let sink = MemorySink::new();
+//! let stack = Fhirwall::builder()
+//!     .classifier(Classifier::new("/fhir"))
+//!     .audit(AuditLayer::new(sink.clone()))
+//!     .budgets(BudgetLayer::new(MemoryStore::default()).requests(Some(Rate::per_minute(300))))
+//!     .validate(ValidateLayer::new(ValidateConfig::new()))
+//!     .build()?;
+//! let app: Router = Router::new()
+//!     .route("/fhir/Patient/{id}", get(|| async { r#"{"resourceType":"Patient"}"# }))
+//!     .layer(stack);
+//! # Ok::<(), fhirwall::stack::StackError>(())
+//! ```
+//!
+//! Put compression (if any) outside: `.layer(stack).layer(CompressionLayer::new())`.
+//!
+//! ## By hand
+//!
+//! The same stack with `tower::ServiceBuilder` around any service (the first `.layer` call is
+//! the outermost), for when you need something between the layers:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use fhirwall::audit::{AuditCaptureLayer, AuditLayer, MemorySink};
+//! use fhirwall::classify::ClassifyLayer;
+//! use fhirwall::fhir::Classifier;
+//! use fhirwall::limit::{BudgetLayer, MemoryStore, Rate};
+//! use fhirwall::validate::{ValidateConfig, ValidateLayer};
+//! use tower::ServiceBuilder;
+//!
+//! let classifier = Classifier::new("/fhir");
+//! let layers = ServiceBuilder::new()
+//!     .layer(AuditLayer::new(MemorySink::new()).classifier(classifier.clone())) // audit
+//!     // firewall, identity would go here
+//!     .layer(ClassifyLayer::new(classifier)) // classify
+//!     // smart, firewall client rules would go here
+//!     .layer(BudgetLayer::new(MemoryStore::default()).requests(Some(Rate::per_minute(300)))) // limit
+//!     .layer(ValidateLayer::new(ValidateConfig::new())) // validate
+//!     // redact would go here
+//!     .layer(AuditCaptureLayer::new()); // audit capture
+//! let app: Router = Router::new()
+//!     .route("/fhir/Patient/{id}", get(|| async { r#"{"resourceType":"Patient"}"# }))
+//!     .layer(layers);
+//! ```
+//!
+//! ## What is refused at build time
+//!
+//! See [`StackError`]: no layer at all; `CertificateBinding::Required` without an identity
+//! layer; `CertificateBinding::Off` next to one; a binding without a smart layer; a firewall
+//! route inventory that declares nothing or serves another base; an audit capture without an
+//! audit layer. Two contradictions of the issue can't arise and so have no error: an audit
+//! layer always has a sink (its constructor takes one), and the smart layer's compartment
+//! checks can't be switched off under `patient/` scopes.
+
+mod builder;
+mod chain;
+#[cfg(feature = "audit")]
+mod decisions;
+mod error;
+mod optional;
+
+pub use builder::FhirwallBuilder;
+pub use chain::{
+    AuditStep, BudgetStep, CaptureStep, ClientRulesStep, DefaultStore, Fhirwall, FhirwallService,
+    FirewallStep, First, IdentityStep, RedactStep, SmartStep, StackStore, ValidateStep,
+};
+#[cfg(feature = "audit")]
+pub use decisions::{NoteDecisions, NoteFuture};
+pub use error::StackError;
+#[cfg(feature = "limit")]
+pub use optional::Budgeted;
+pub use optional::{BodyShape, Optional, OptionalFuture, Unchanged, WrapBoth, WrapResponse};

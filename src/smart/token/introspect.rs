@@ -28,7 +28,7 @@
 //!     .unwrap();
 //! ```
 
-use super::cache::{digest, TokenCache};
+use super::cache::TokenCache;
 use super::checks::{check_audience, check_issuer, check_times, unix_now};
 use super::http::{checked_url, client, read_capped, FetchFailed};
 use super::json::strict_object;
@@ -136,7 +136,7 @@ impl Inner {
         }
         let claims = Arc::new(VerifiedClaims::new(claims, exp));
         if self.cache.enabled() {
-            self.cache.insert(digest(token), Arc::clone(&claims), now);
+            self.cache.insert(token, Arc::clone(&claims), now);
         }
         Ok(claims)
     }
@@ -150,7 +150,7 @@ impl VerifyToken for IntrospectionVerifier {
         if !self.inner.cache.enabled() {
             return None;
         }
-        self.inner.cache.get(&digest(token), unix_now()).map(Ok)
+        self.inner.cache.get(token, unix_now()).map(Ok)
     }
 
     fn verify(&self, token: &str) -> TokenFuture {

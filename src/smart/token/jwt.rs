@@ -1,6 +1,6 @@
 //! [`JwtVerifier`]: signed JWT access tokens checked against static keys or a JWKS.
 
-use super::cache::{digest, TokenCache};
+use super::cache::TokenCache;
 use super::checks::{check_audience, check_issuer, check_times, unix_now};
 use super::jws::{parse, HeaderRules, Jws};
 use super::keys::{Key, KeyError, KeySet};
@@ -185,7 +185,7 @@ impl Inner {
         check_audience(&jws.claims, &self.audiences, true)?;
         let claims = Arc::new(VerifiedClaims::new(jws.claims, exp));
         if self.cache.enabled() {
-            self.cache.insert(digest(token), Arc::clone(&claims), now);
+            self.cache.insert(token, Arc::clone(&claims), now);
         }
         Ok(claims)
     }
@@ -227,7 +227,7 @@ impl VerifyToken for JwtVerifier {
         if !self.inner.cache.enabled() {
             return None;
         }
-        self.inner.cache.get(&digest(token), unix_now()).map(Ok)
+        self.inner.cache.get(token, unix_now()).map(Ok)
     }
 
     fn verify(&self, token: &str) -> TokenFuture {

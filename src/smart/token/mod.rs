@@ -9,8 +9,9 @@
 //! - [`IntrospectionVerifier`] (feature `jwks`) asks the authorization server about opaque
 //!   tokens (RFC 7662).
 //!
-//! Both implement [`VerifyToken`](crate::smart::VerifyToken) and cache what they verified, keyed
-//! by the SHA-256 of the token (never the token), bounded in size, never past the token's `exp`.
+//! Both implement [`VerifyToken`](crate::smart::VerifyToken) and cache what they verified: found
+//! by a keyed SipHash of the token (random key per cache), confirmed by a constant-time
+//! comparison with the whole token verified, bounded in size, never past the token's `exp`.
 //!
 //! Decisions worth knowing:
 //!

@@ -1,0 +1,85 @@
+//! Reading what decides visibility: `meta.security` labels and `where()` filters.
+
+use super::engine::Walker;
+use super::outcome::{RedactError, REDACTED_SYSTEM};
+use super::path::Filter;
+use super::scanner::{self, string_value};
+
+impl Walker<'_> {
+    /// The value of member `key` of the validated object `[s, e)`, scanning only up to it.
+    pub(super) fn member_value(
+        &mut self,
+        s: usize,
+        e: usize,
+        key: &[u8],
+    ) -> Option<(usize, usize)> {
+        scanner::find_member(self.input, Some(&self.index), s, e, key)
+    }
+
+    /// Whether the object `[s, e)` satisfies `where(field='value')`.
+    pub(super) fn filter_ok(&mut self, s: usize, e: usize, filter: &Filter) -> bool {
+        if self.input.get(s) != Some(&b'{') {
+            return false;
+        }
+        match self.member_value(s, e, filter.field.as_bytes()) {
+            Some((vs, ve)) => match string_value(self.input, vs, ve) {
+                Some(text) => *text == *filter.value.as_bytes(),
+                None => self.bytes(vs, ve) == filter.value.as_bytes(),
+            },
+            None => false,
+        }
+    }
+
+    /// Whether `meta` carries a label a visibility rule hides, and whether it already has the
+    /// REDACTED coding.
+    ///
+    /// A `meta` that is not an object, or a `meta.security` that is not an array, is not FHIR:
+    /// the label could be neither read nor added.
+    pub(super) fn labels(
+        &mut self,
+        meta: Option<(usize, usize)>,
+    ) -> Result<(bool, bool), RedactError> {
+        let Some((ms, me)) = meta else {
+            return Ok((false, false));
+        };
+        if self.input.get(ms) != Some(&b'{') {
+            return Err(RedactError::NotFhir);
+        }
+        let Some((ss, se)) = self.member_value(ms, me, b"security") else {
+            return Ok((false, false));
+        };
+        if self.input.get(ss) != Some(&b'[') {
+            return Err(RedactError::NotFhir);
+        }
+        let mut codings = Vec::new();
+        scanner::items_in(self.input, Some(&self.index), ss, se, &mut codings);
+        let (mut hide, mut redacted) = (false, false);
+        for (cs, ce) in codings {
+            if self.input.get(cs) != Some(&b'{') {
+                continue;
+            }
+            let system = self
+                .member_value(cs, ce, b"system")
+                .and_then(|(a, b)| string_value(self.input, a, b));
+            let code = self
+                .member_value(cs, ce, b"code")
+                .and_then(|(a, b)| string_value(self.input, a, b));
+            let Some(code) = code else {
+                continue;
+            };
+            let Some(system) = system else {
+                hide |= self
+                    .plan
+                    .label_rules()
+                    .any(|l| l.system.is_none() && l.codes.iter().any(|c| c.as_bytes() == &*code));
+                continue;
+            };
+            redacted |= &*system == REDACTED_SYSTEM.as_bytes() && &*code == b"REDACTED";
+            hide |= self.plan.label_rules().any(|l| {
+                l.system.as_ref().is_none_or(|s| s.as_bytes() == &*system)
+                    && l.codes.iter().any(|c| c.as_bytes() == &*code)
+            });
+        }
+        Ok((hide, redacted))
+    }
+}
