@@ -494,6 +494,17 @@ async fn stalled_bodies_are_not_waited_for_when_the_answer_is_known() {
         send_stalled(&stack.app, "PUT", "/fhir/Patient/pat-1", None).await,
         401
     );
+    // A batch or POST _search must be classified from its body; the token gate answers
+    // first (RFC 6750 §3.1), so a client without a token can't hold a request open.
+    assert_eq!(send_stalled(&stack.app, "POST", "/fhir", None).await, 401);
+    assert_eq!(
+        send_stalled(&stack.app, "POST", "/fhir/Patient/_search", None).await,
+        401
+    );
+    assert_eq!(
+        send_stalled(&stack.app, "POST", "/fhir", Some("not.a.token")).await,
+        401
+    );
     // Read-only token: a write is refused on its scopes, before the body.
     assert_eq!(
         send_stalled(&stack.app, "POST", "/fhir/Observation", Some(&pat1)).await,

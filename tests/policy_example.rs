@@ -46,6 +46,7 @@ fn the_example_builds_every_layer_in_order() {
             "audit",
             "firewall",
             "identity",
+            "token gate",
             "classify",
             "smart",
             "firewall client rules",

@@ -79,7 +79,7 @@ fn bound_tokens_required_without_identity() {
         .certificate_binding(CertificateBinding::Required)
         .build()
         .unwrap();
-    assert_eq!(ok.layers(), ["identity", "classify", "smart"]);
+    assert_eq!(ok.layers(), ["identity", "token gate", "classify", "smart"]);
 }
 
 /// RFC 8705 §3: with mutual TLS in the stack, binding must not be switched off.

@@ -188,6 +188,7 @@ async fn the_demo_stack_runs_its_layers_in_order() {
         [
             "audit",
             "firewall",
+            "token gate",
             "classify",
             "smart",
             "firewall client rules",

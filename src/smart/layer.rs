@@ -98,6 +98,13 @@ impl SmartLayer {
         Self::with_verifier(Arc::new(verifier))
     }
 
+    /// The [`TokenGateLayer`](super::TokenGateLayer) of this layer: the same verifier (and
+    /// cache) and realm, to put before classification so that no request body is read for a
+    /// client without a valid token.
+    pub fn token_gate(&self) -> super::TokenGateLayer {
+        super::TokenGateLayer::new(self.shared.verifier.clone(), &self.shared.realm)
+    }
+
     /// A layer sharing a verifier (and its cache) with other code.
     pub fn with_verifier(verifier: Arc<dyn VerifyToken>) -> Self {
         SmartLayer {

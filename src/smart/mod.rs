@@ -91,6 +91,7 @@ mod compartment;
 mod context;
 mod decision;
 mod future;
+mod gate;
 mod granular;
 mod json;
 mod layer;
@@ -113,6 +114,7 @@ pub use claims::VerifiedClaims;
 pub use context::{AccessContext, ContextConfig, ContextError, PatientContextSource};
 pub use decision::{Authorized, Refusal, RefusalKind, SmartDecision};
 pub use future::SmartFuture;
+pub use gate::{TokenGate, TokenGateFuture, TokenGateLayer};
 pub use layer::{Smart, SmartLayer};
 pub use policy::{AuthzPolicy, OperationRule, PatientSearchFeature, COMMON_SHARED_TYPES};
 pub use scope::{

@@ -321,6 +321,8 @@ impl<St> FhirwallBuilder<St> {
             #[cfg(feature = "mtls")]
             identity: self.identity,
             #[cfg(feature = "smart")]
+            token_gate: smart.as_ref().map(SmartLayer::token_gate),
+            #[cfg(feature = "smart")]
             smart,
             #[cfg(feature = "limit")]
             budgets: self.budgets,

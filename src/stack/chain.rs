@@ -20,7 +20,7 @@ use crate::limit::{Budget, BudgetLayer, BudgetStore};
 #[cfg(feature = "redact")]
 use crate::redact::{Redact, RedactLayer};
 #[cfg(feature = "smart")]
-use crate::smart::{Smart, SmartLayer};
+use crate::smart::{Smart, SmartLayer, TokenGate, TokenGateLayer};
 #[cfg(feature = "validate")]
 use crate::validate::{Validate, ValidateLayer};
 
@@ -96,6 +96,14 @@ pub type SmartStep<S> = Optional<Smart<S>, S, WrapBoth>;
 #[cfg(not(feature = "smart"))]
 pub type SmartStep<S> = S;
 
+/// The SMART token gate: 401 before classification reads a body, for requests without a
+/// valid token.
+#[cfg(feature = "smart")]
+pub type GateStep<S> = Optional<TokenGate<S>, S, WrapResponse>;
+/// No token gate (feature `smart` off).
+#[cfg(not(feature = "smart"))]
+pub type GateStep<S> = S;
+
 /// The trusted-client (mTLS) step.
 #[cfg(feature = "mtls")]
 pub type IdentityStep<S> = Optional<TrustedClientService<S>, S, WrapResponse>;
@@ -122,9 +130,11 @@ pub type AuditStep<S> = S;
 pub type FhirwallService<S, St> = AuditStep<
     FirewallStep<
         IdentityStep<
-            Classify<
-                SmartStep<
-                    ClientRulesStep<BudgetStep<ValidateStep<RedactStep<CaptureStep<S>>>, St>>,
+            GateStep<
+                Classify<
+                    SmartStep<
+                        ClientRulesStep<BudgetStep<ValidateStep<RedactStep<CaptureStep<S>>>, St>>,
+                    >,
                 >,
             >,
         >,
@@ -149,6 +159,8 @@ pub struct Fhirwall<St = DefaultStore> {
     pub(super) identity: Option<TrustedClientLayer>,
     #[cfg(feature = "smart")]
     pub(super) smart: Option<SmartLayer>,
+    #[cfg(feature = "smart")]
+    pub(super) token_gate: Option<TokenGateLayer>,
     #[cfg(feature = "limit")]
     pub(super) budgets: Option<BudgetLayer<St>>,
     #[cfg(feature = "validate")]
@@ -170,6 +182,8 @@ impl<St: Clone> Clone for Fhirwall<St> {
             identity: self.identity.clone(),
             #[cfg(feature = "smart")]
             smart: self.smart.clone(),
+            #[cfg(feature = "smart")]
+            token_gate: self.token_gate.clone(),
             #[cfg(feature = "limit")]
             budgets: self.budgets.clone(),
             #[cfg(feature = "validate")]
@@ -200,6 +214,8 @@ impl Fhirwall {
     ///   first, classifying with its own route inventory;
     /// - `identity`: [`TrustedClientLayer`](crate::identity::TrustedClientLayer), before any
     ///   body is read so an unknown client can't make the server buffer one;
+    /// - `token gate`: the smart layer's [`TokenGateLayer`](crate::smart::TokenGateLayer),
+    ///   401 for a request with a body but no valid token, for the same reason;
     /// - `classify`: [`ClassifyLayer`], the [`FhirRequest`](crate::fhir::FhirRequest) every
     ///   later layer reads;
     /// - `smart`: [`SmartLayer`](crate::smart::SmartLayer);
@@ -216,6 +232,7 @@ impl Fhirwall {
         "audit",
         "firewall",
         "identity",
+        "token gate",
         "classify",
         "smart",
         "firewall client rules",
@@ -245,7 +262,7 @@ impl<St> Fhirwall<St> {
                 "identity" => self.identity.is_some(),
                 "classify" => true,
                 #[cfg(feature = "smart")]
-                "smart" => self.smart.is_some(),
+                "smart" | "token gate" => self.smart.is_some(),
                 #[cfg(feature = "limit")]
                 "limit" => self.budgets.is_some(),
                 #[cfg(feature = "validate")]
@@ -298,6 +315,8 @@ impl<S, St: StackStore> Layer<S> for Fhirwall<St> {
         #[cfg(feature = "smart")]
         let inner = step(self.smart.as_ref(), inner);
         let inner = self.classify.layer(inner);
+        #[cfg(feature = "smart")]
+        let inner = step(self.token_gate.as_ref(), inner);
         #[cfg(feature = "mtls")]
         let inner = step(self.identity.as_ref(), inner);
         #[cfg(feature = "firewall")]

@@ -12,6 +12,7 @@
 //! | audit | `AuditLayer` | sees every outcome, refusals included |
 //! | firewall | `FirewallLayer` | cheapest refusals first: transport, address, undeclared route, sunset |
 //! | identity | `TrustedClientLayer` | unknown clients refused before any body is read |
+//! | token gate | `SmartLayer::token_gate` | 401 for a body without a valid token, before classification reads it |
 //! | classify | [`ClassifyLayer`](crate::classify::ClassifyLayer) (always) | the [`FhirRequest`](crate::fhir::FhirRequest) every later layer reads |
 //! | smart | `SmartLayer` | token, scopes, patient compartment |
 //! | firewall client rules | `FirewallLayer::client_rules` | client networks and access windows, once the client is known |
@@ -96,7 +97,7 @@ mod optional;
 pub use builder::FhirwallBuilder;
 pub use chain::{
     AuditStep, BudgetStep, CaptureStep, ClientRulesStep, DefaultStore, Fhirwall, FhirwallService,
-    FirewallStep, First, IdentityStep, RedactStep, SmartStep, StackStore, ValidateStep,
+    FirewallStep, First, GateStep, IdentityStep, RedactStep, SmartStep, StackStore, ValidateStep,
 };
 #[cfg(feature = "audit")]
 pub use decisions::{NoteDecisions, NoteFuture};
