@@ -89,8 +89,8 @@ async fn whole_stack_over_mutual_tls() {
     let tls = tls_demo::TlsDemo::generate(addr, "/fhir").unwrap();
     let demo = StackDemo::new(addr, Some(tls.identity_layer()), None).await;
     assert_eq!(
-        demo.layers[..4],
-        ["audit", "firewall", "identity", "classify"]
+        demo.layers[..5],
+        ["audit", "firewall", "identity", "token gate", "classify"]
     );
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
