@@ -330,6 +330,24 @@ impl Plan {
         !self.hidden_types.is_empty() || !self.labels.is_empty()
     }
 
+    /// Whether any element selector applies to this caller.
+    pub(crate) fn has_selectors(&self) -> bool {
+        !self.selectors.is_empty()
+    }
+
+    /// The root type of each selector that applies (`None` for `*`).
+    pub(crate) fn selector_roots(&self) -> impl Iterator<Item = Option<&str>> {
+        self.selectors_with_root().map(|(root, _)| root)
+    }
+
+    /// Each selector that applies: its root type (`None` for `*`) and its steps.
+    pub(crate) fn selectors_with_root(&self) -> impl Iterator<Item = (Option<&str>, &[Step])> {
+        self.selectors
+            .iter()
+            .filter_map(|&i| self.selector(i))
+            .map(|s| (s.root.as_deref(), s.steps.as_slice()))
+    }
+
     pub(crate) fn selector(&self, i: usize) -> Option<&Selector> {
         self.redactor.inner.selectors.get(i)
     }

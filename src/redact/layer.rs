@@ -4,8 +4,9 @@ use super::caller::{CallerExtractor, FromCallerExtension};
 use super::compile::{Plan, Redactor};
 use super::outcome::{RedactError, Redacted};
 use super::policy::Caller;
+use super::search_guard;
 use crate::body::{full_response, BoxError, FhirBody};
-use crate::fhir::{IssueType, OperationOutcome};
+use crate::fhir::{FhirRequest, IssueType, OperationOutcome};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use http::{Method, Request, Response, StatusCode};
@@ -35,6 +36,8 @@ pub enum RedactRefusal {
     Unreadable,
     /// The response is not JSON (or not FHIR JSON) the redactor accepts: 500.
     Unparseable(RedactError),
+    /// The request searches on an element this client may not see (a search oracle): 403.
+    HiddenSearch,
 }
 
 /// What the layer did, on the response extensions for the audit layer.
@@ -231,6 +234,17 @@ where
                 },
             };
         }
+        let hidden_search = request
+            .extensions()
+            .get::<FhirRequest>()
+            .is_some_and(|fhir| search_guard::hidden_criterion(&plan, fhir).is_some());
+        if hidden_search {
+            return RedactFuture {
+                state: State::Done {
+                    response: Some(refusal(RedactRefusal::HiddenSearch)),
+                },
+            };
+        }
         if wants_non_json(&request) {
             return RedactFuture {
                 state: State::Done {
@@ -283,6 +297,11 @@ fn refusal(reason: RedactRefusal) -> Response<http_body_util::Full<Bytes>> {
             StatusCode::NOT_ACCEPTABLE,
             IssueType::NotSupported,
             "only FHIR JSON can be returned to this client",
+        ),
+        RedactRefusal::HiddenSearch => (
+            StatusCode::FORBIDDEN,
+            IssueType::Forbidden,
+            "this client may not search on elements that are hidden from it",
         ),
         _ => (
             StatusCode::INTERNAL_SERVER_ERROR,

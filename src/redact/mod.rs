@@ -71,6 +71,7 @@ mod outcome;
 mod path;
 mod policy;
 mod scanner;
+mod search_guard;
 mod skip;
 
 pub use builder::RedactorBuilder;
