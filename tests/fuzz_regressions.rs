@@ -152,7 +152,6 @@ fn scope_cases() {
 fn token_cases() {
     use fhirwall::smart::token::{JwtVerifier, KeySet};
     use fhirwall::smart::{TokenRejectionKind, VerifyToken};
-    use std::future::Future;
     use std::task::{Context, Poll, Waker};
 
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();

@@ -57,7 +57,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 /// Refuses requests that carry a body without a valid bearer token, before the body is read.
-/// See the [module docs](self).
+/// See [`SmartLayer::token_gate`](super::SmartLayer::token_gate) and the `smart` module docs.
 #[derive(Clone)]
 pub struct TokenGateLayer {
     verifier: Arc<dyn VerifyToken>,
