@@ -153,3 +153,17 @@ async fn without_tls_required_no_hsts_is_sent() {
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(r.header("server"), None);
 }
+
+/// RFC 6797 §7.2: HSTS MUST NOT be sent over a non-secure transport, not even on the
+/// refusal of a plain-HTTP request.
+#[tokio::test]
+async fn the_plain_http_refusal_carries_no_hsts() {
+    let firewall = FirewallLayer::builder(routes())
+        .transport(TransportPolicy::default().require_tls())
+        .build();
+    let addr = serve(app(firewall)).await;
+    let r = send(addr, "GET", "/fhir/Patient/1", &[]).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("strict-transport-security"), None);
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+}

@@ -394,6 +394,12 @@ where
                 let mut response = refusal.to_response();
                 strip_server_headers(response.headers_mut());
                 config.security_headers(response.headers_mut());
+                if matches!(refusal, FirewallRefusal::PlainHttp) {
+                    // RFC 6797 §7.2: never sent over a non-secure transport.
+                    response
+                        .headers_mut()
+                        .remove(http::header::STRICT_TRANSPORT_SECURITY);
+                }
                 Poll::Ready(Ok(response))
             }
             StateProj::Inner {
