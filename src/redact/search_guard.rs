@@ -125,29 +125,36 @@ fn def_touches(def: &SearchParamDef, steps: &[Step], param: Option<&QueryParam<'
         // No element path recorded (an expression too complex to reduce): assume it reaches.
         return true;
     }
+    // `subject:identifier=...` searches the reference's identifier, not the reference.
+    let by_identifier = param.and_then(|p| p.modifier()) == Some("identifier");
     def.paths.iter().any(|path| {
-        let segments: Vec<&str> = path.split('.').collect();
-        overlaps(steps, &segments) && !excluded_by_system(steps, &segments, def, param)
+        let mut segments: Vec<&str> = path.split('.').collect();
+        if by_identifier {
+            segments.push("identifier");
+        }
+        overlaps(steps, &segments, def.kind) && !excluded_by_system(steps, &segments, def, param)
     })
 }
 
 /// Whether a selector's element path and a search path overlap: one is a prefix of the other.
-/// `descendants()` reaches everything below it.
-fn overlaps(steps: &[Step], segments: &[&str]) -> bool {
+/// After `descendants()`, the rest of the selector may start at any depth of the search path,
+/// but must meet it: a search on `code` is not a search on `*.descendants().identifier`.
+fn overlaps(steps: &[Step], segments: &[&str], kind: tables::SearchParamType) -> bool {
     for (i, step) in steps.iter().enumerate() {
         let Some(segment) = segments.get(i) else {
-            // The search path ends above the selected element: it searches what contains it.
-            return true;
+            return ends_above(steps.get(i..).unwrap_or_default(), kind);
         };
         match step {
-            Step::Descendants => return true,
-            Step::Element { name, choice, .. } => {
-                let same = if *choice {
-                    segment.starts_with(name.as_str())
-                } else {
-                    segment == name
-                };
-                if !same {
+            Step::Descendants => {
+                let rest = steps.get(i + 1..).unwrap_or_default();
+                let below = segments.get(i..).unwrap_or_default();
+                return (0..below.len()).any(|j| {
+                    let tail = below.get(j..).unwrap_or_default();
+                    starts_alike(rest.first(), tail.first()) && overlaps(rest, tail, kind)
+                });
+            }
+            Step::Element { .. } => {
+                if !starts_alike(Some(step), Some(segment)) {
                     return false;
                 }
             }
@@ -155,6 +162,32 @@ fn overlaps(steps: &[Step], segments: &[&str]) -> bool {
     }
     // The selector ends at or above the searched element.
     true
+}
+
+fn starts_alike(step: Option<&Step>, segment: Option<&&str>) -> bool {
+    match (step, segment) {
+        (Some(Step::Element { name, choice, .. }), Some(segment)) => {
+            if *choice {
+                segment.starts_with(name.as_str())
+            } else {
+                *segment == name
+            }
+        }
+        (Some(Step::Descendants), Some(_)) => true,
+        _ => false,
+    }
+}
+
+/// The search path ends above the selected element (`subject` searched, `subject.display`
+/// removed): the search reaches it unless the search type never reads it. A reference search
+/// compares `reference` (and `identifier` with the `:identifier` modifier, added to the path
+/// above), never `display`.
+fn ends_above(remaining: &[Step], kind: tables::SearchParamType) -> bool {
+    let first = match remaining.first() {
+        Some(Step::Element { name, .. }) => name.as_str(),
+        _ => return true,
+    };
+    !(kind == tables::SearchParamType::Reference && first == "display")
 }
 
 /// A selector that keeps only the repetitions with one `system`
@@ -199,16 +232,36 @@ mod tests {
     use http::{HeaderMap, Method, Uri};
 
     fn refused(uri: &str) -> Option<String> {
-        let policy = Policy {
-            rules: vec![
-                Rule::new(
-                    ["Patient.identifier.where(system='http://hl7.org/fhir/sid/us-ssn')"],
-                    Action::Remove,
-                )
-                .unwrap(),
-                Rule::new(["Patient.telecom", "Observation.value[x]"], Action::Remove).unwrap(),
-            ],
-            ..Policy::default()
+        refused_by(uri, false)
+    }
+
+    /// The demo's research policy: identifiers anywhere, patient names in references.
+    fn refused_research(uri: &str) -> Option<String> {
+        refused_by(uri, true)
+    }
+
+    fn refused_by(uri: &str, research: bool) -> Option<String> {
+        let research_rules = [
+            "*.descendants().identifier",
+            "*.descendants().subject.display",
+        ];
+        let policy = if research {
+            Policy {
+                rules: vec![Rule::new(research_rules, Action::Remove).unwrap()],
+                ..Policy::default()
+            }
+        } else {
+            Policy {
+                rules: vec![
+                    Rule::new(
+                        ["Patient.identifier.where(system='http://hl7.org/fhir/sid/us-ssn')"],
+                        Action::Remove,
+                    )
+                    .unwrap(),
+                    Rule::new(["Patient.telecom", "Observation.value[x]"], Action::Remove).unwrap(),
+                ],
+                ..Policy::default()
+            }
         };
         let redactor = Redactor::new(policy).unwrap();
         let plan = redactor.plan(&Caller::anonymous());
@@ -232,6 +285,10 @@ mod tests {
         assert!(refused("/fhir/Observation?subject:Patient.identifier=1").is_some());
         assert!(refused("/fhir/Observation?subject.telecom=1").is_some());
         assert!(refused("/fhir/Patient?_text=x").is_some());
+        // `*.descendants().identifier`, at any depth.
+        assert!(refused_research("/fhir/Encounter?identifier=1").is_some());
+        assert!(refused_research("/fhir/Patient?identifier=x%7C1").is_some());
+        assert!(refused_research("/fhir/Observation?subject:identifier=1").is_some());
     }
 
     #[test]
@@ -242,6 +299,15 @@ mod tests {
         assert_eq!(refused("/fhir/Patient?name=smith&_sort=name"), None);
         assert_eq!(refused("/fhir/Observation?code=8480-6&patient=pat-1"), None);
         assert_eq!(refused("/fhir/Patient/pat-1"), None);
-        assert_eq!(refused("/fhir/Encounter?_text=x"), None);
+        // Searches that never reach an identifier or a display.
+        assert_eq!(refused_research("/fhir/Encounter?status=finished"), None);
+        assert_eq!(
+            refused_research("/fhir/Observation?subject=Patient/pat-1"),
+            None
+        );
+        assert_eq!(
+            refused_research("/fhir/Observation?code=8480-6&date=2020"),
+            None
+        );
     }
 }
