@@ -55,8 +55,9 @@
 //!
 //! [`stack::Fhirwall`] takes each layer, configured with its own builder, checks them against
 //! each other and applies them in the recommended order ([`stack::Fhirwall::ORDER`], outermost
-//! first): audit, firewall, identity, classify, smart, the firewall's per-client rules, limit,
-//! validate, redact, and the audit capture just before your handlers. With the `policy`
+//! first): audit, firewall, identity, the SMART token gate, classify, smart, the firewall's
+//! per-client rules, limit, validate, redact, and the audit capture just before your handlers.
+//! With the `policy`
 //! feature, the same stack comes from one TOML file (`policy::Policy::load(path)?.build()?`),
 //! reloadable at run time (`policy::PolicyHandle`).
 //!
