@@ -197,3 +197,70 @@ async fn undeclared_routes_are_not_found() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// An old base path declared in `[routes] aliases` reaches the same handler, with the
+/// RFC 9745 §2 `Deprecation` header its sunset entry announces, and the same authorization:
+/// the alias is a second door to the same routes, not a way around the rules.
+#[tokio::test]
+async fn an_alias_base_path_serves_the_same_routes_under_the_same_rules() {
+    let setup = Setup::new("alias");
+    let aliased = Policy::from_toml_str_in(
+        r#"
+[service]
+base_url = "https://fhir.example.org/fhir"
+
+[transport]
+require_tls = false
+
+[routes]
+aliases = ["/fhir-v0"]
+
+[[routes.resources]]
+type = "Patient"
+interactions = ["read"]
+
+[[routes.sunsets]]
+prefix = "/fhir-v0"
+deprecated_at = "2026-01-01T00:00:00Z"
+sunset_at = "2099-01-01T00:00:00Z"
+
+[tokens]
+issuer = "https://auth.example.org"
+public_keys_file = "issuer.pub.pem"
+algorithms = ["ES256"]
+"#,
+        "alias.toml",
+        &setup.dir,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let handler = |axum::extract::Path(id): axum::extract::Path<String>| async move {
+        (
+            [("content-type", "application/fhir+json")],
+            format!(r#"{{"resourceType":"Patient","id":"{id}"}}"#),
+        )
+    };
+    let app = Router::new()
+        .route("/fhir/Patient/{id}", get(handler))
+        .route("/fhir-v0/Patient/{id}", get(handler))
+        .layer(aliased.build().unwrap());
+    let token = setup.token("p1");
+    let own = send(&app, "/fhir-v0/Patient/p1", Some(&token)).await;
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(own.headers().contains_key("deprecation"));
+    assert_eq!(
+        send(&app, "/fhir-v0/Patient/p2", Some(&token))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, "/fhir-v0/Patient/p1", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app, "/fhir-v0/Observation/o1", Some(&token))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}

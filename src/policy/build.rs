@@ -180,8 +180,14 @@ impl Policy {
     }
 
     fn stack_with<St: BudgetStore>(&self, store: St) -> Result<Fhirwall<St>, PolicyError> {
+        let classifier = self
+            .document
+            .routes
+            .aliases
+            .iter()
+            .fold(Classifier::new(self.base_path()), |c, alias| c.alias(alias));
         let mut b = Fhirwall::builder()
-            .classifier(Classifier::new(self.base_path()))
+            .classifier(classifier)
             .audit(self.audit_layer()?);
         let settings = self.firewall_settings()?;
         b = b.firewall(self.route_inventory()?, move |f| settings.apply(f));

@@ -52,6 +52,7 @@ const COMPARTMENT_TYPES: [ResourceType; 5] = [
 #[derive(Clone, Debug)]
 pub struct Classifier {
     base_path: String,
+    aliases: Vec<String>,
     pub(crate) max_query_params: usize,
     max_uri_len: usize,
     pub(crate) max_body_len: usize,
@@ -87,22 +88,44 @@ impl Default for Classifier {
     }
 }
 
+fn normalise_base(base_path: &str) -> String {
+    let trimmed = base_path.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
 impl Classifier {
     /// A classifier for FHIR requests under `base_path` (`/fhir`, `/r4`, or `/` for the root).
     pub fn new(base_path: &str) -> Self {
-        let trimmed = base_path.trim_end_matches('/');
-        let base_path = if trimmed.is_empty() || trimmed.starts_with('/') {
-            trimmed.to_owned()
-        } else {
-            format!("/{trimmed}")
-        };
         Classifier {
-            base_path,
+            base_path: normalise_base(base_path),
+            aliases: Vec::new(),
             max_query_params: 100,
             max_uri_len: 8 * 1024,
             max_body_len: 4 * 1024 * 1024,
             max_bundle_entries: 1000,
         }
+    }
+
+    /// Also classifies requests under another base path that serves the same routes (an old
+    /// version's `/fhir-v0` kept alive until its sunset). None by default. The primary base is
+    /// tried first; a request under an alias is classified exactly as under the primary base.
+    ///
+    /// ```
+    /// use fhirwall::fhir::{Classifier, Interaction};
+    /// use http::{HeaderMap, Method, Uri};
+    ///
+    /// let classifier = Classifier::new("/fhir").alias("/fhir-v0");
+    /// let uri: Uri = "/fhir-v0/Patient/1".parse().unwrap();
+    /// let request = classifier.classify(&Method::GET, &uri, &HeaderMap::new(), b"").unwrap();
+    /// assert_eq!(request.interaction(), Interaction::Read);
+    /// ```
+    pub fn alias(mut self, base_path: &str) -> Self {
+        self.aliases.push(normalise_base(base_path));
+        self
     }
 
     /// Most query parameters a request may have (default 100). More is refused with 414.
@@ -250,13 +273,17 @@ impl Classifier {
                 "the path is not under the FHIR base path",
             )
         };
-        let after = path
-            .strip_prefix(self.base_path.as_str())
-            .ok_or_else(outside)?;
-        if after.is_empty() {
-            return Ok("");
-        }
-        after.strip_prefix('/').ok_or_else(outside)
+        std::iter::once(&self.base_path)
+            .chain(&self.aliases)
+            .find_map(|base| {
+                let after = path.strip_prefix(base.as_str())?;
+                if after.is_empty() {
+                    Some("")
+                } else {
+                    after.strip_prefix('/')
+                }
+            })
+            .ok_or_else(outside)
     }
 
     /// Classifies a Bundle entry's `request.url` (relative to the base) with its method.
