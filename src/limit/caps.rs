@@ -1,6 +1,6 @@
 //! Hard caps per request: `_count`, page depth, `$everything` size.
 
-use crate::fhir::{FhirRequest, Interaction, Query};
+use crate::fhir::{FhirRequest, Interaction, IssueType, Query};
 use http::request::Parts;
 use http::Uri;
 use percent_encoding::percent_decode_str;
@@ -8,9 +8,10 @@ use percent_encoding::percent_decode_str;
 /// What happens to a `_count` above the cap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CountCapMode {
-    /// Rewrite the request's `_count` to the cap before the inner service sees it (default).
-    /// A `POST _search` above the cap is refused instead: its form body is passed on exactly
-    /// as the client sent it (and the classified query can't tell which part to rewrite).
+    /// Rewrite the request's `_count` to the cap before the inner service sees it (default):
+    /// in the URL of a GET, and in the URL or the form body of a `POST _search`, wherever the
+    /// client put it (the form is read, its `_count` segment replaced, every other byte kept
+    /// and `Content-Length` set to the new size).
     #[default]
     Lower,
     /// Refuse the request (400, `too-costly`).
@@ -109,9 +110,10 @@ impl Caps {
 /// Why a cap refused a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CapRefusal {
-    /// `_count` above the cap with [`CountCapMode::Refuse`], or in a `POST _search` form body.
+    /// `_count` above the cap with [`CountCapMode::Refuse`].
     CountTooLarge,
-    /// `_count` or a paging parameter is not a non-negative integer.
+    /// `_count` or a paging parameter is not a non-negative integer, `_count` is given twice
+    /// (in a `POST _search`, URL and form together), or the form can't be read.
     Malformed,
     /// The page is deeper than the cap.
     PageTooDeep,
@@ -125,12 +127,16 @@ fn capped(fhir: &FhirRequest) -> bool {
 }
 
 /// Checks the caps and lowers `_count` in `parts` (URI and [`FhirRequest`]) when configured.
-pub(crate) fn apply(caps: &Caps, parts: &mut Parts) -> Result<(), CapRefusal> {
+///
+/// `Ok(Some(cap))`: a `POST _search` whose `_count` is above the cap; its form must be read
+/// and the `_count` lowered to `cap` with [`lower_post_count`](super::form::lower_post_count)
+/// before the request goes on.
+pub(crate) fn apply(caps: &Caps, parts: &mut Parts) -> Result<Option<u32>, CapRefusal> {
     let Some(fhir) = parts.extensions.get::<FhirRequest>() else {
-        return Ok(());
+        return Ok(None);
     };
     if !capped(fhir) {
-        return Ok(());
+        return Ok(None);
     }
     let count = match fhir.query().count() {
         None => None,
@@ -140,13 +146,19 @@ pub(crate) fn apply(caps: &Caps, parts: &mut Parts) -> Result<(), CapRefusal> {
     let via_post = fhir.is_search_via_post();
     let mut page_size = count.unwrap_or(caps.default_page_size);
     let mut rewrite = None;
+    let mut lower_post = None;
     if let Some(max) = caps.max_count {
         match count {
             Some(n) if n > max => {
-                if caps.count_mode == CountCapMode::Refuse || via_post {
+                if caps.count_mode == CountCapMode::Refuse {
                     return Err(CapRefusal::CountTooLarge);
                 }
-                rewrite = Some(max);
+                // A POST's `_count` may be in its form, which is read later.
+                if via_post {
+                    lower_post = Some(max);
+                } else {
+                    rewrite = Some(max);
+                }
                 page_size = max;
             }
             None => {
@@ -165,7 +177,22 @@ pub(crate) fn apply(caps: &Caps, parts: &mut Parts) -> Result<(), CapRefusal> {
     if let Some(n) = rewrite {
         set_count(parts, n)?;
     }
-    Ok(())
+    Ok(lower_post)
+}
+
+/// The refusal's issue code and text.
+pub(super) fn refusal_text(refusal: CapRefusal) -> (IssueType, &'static str) {
+    match refusal {
+        CapRefusal::Malformed => (
+            IssueType::Invalid,
+            "_count or a paging parameter is repeated or not a valid number",
+        ),
+        CapRefusal::CountTooLarge => (IssueType::TooCostly, "_count is larger than allowed"),
+        CapRefusal::PageTooDeep => (
+            IssueType::TooCostly,
+            "this search has been paged deeper than allowed",
+        ),
+    }
 }
 
 fn page_depth(paging: &[PageParam], query: &Query, page_size: u32) -> Result<u64, CapRefusal> {

@@ -2,16 +2,15 @@
 //! charging the resources of the response.
 
 use super::body::BudgetBody;
-use super::caps::CapRefusal;
-use super::concurrency::InFlightGuard;
-use super::decision::{BudgetDecision, BudgetOutcome};
-use super::gcra::{Rate, Verdict};
-use super::headers::{self, Snapshot};
-use super::key::ClientKey;
-use super::layer::{OverBudget, Shared};
+use super::caps::{self, CapRefusal};
+use super::ctx::{Counting, Ctx};
+use super::decision::BudgetOutcome;
+use super::form::{self, RewritableBody};
+use super::gcra::Verdict;
+use super::layer::OverBudget;
 use super::response::{self, BodyKind, Parsed};
 use super::store::{Admission, BudgetStore, StoreUnavailable};
-use crate::body::BoxError;
+use crate::body::{poll_read_bounded, BoxError, ReadError};
 use crate::fhir::IssueType;
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
@@ -20,32 +19,9 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tower_service::Service;
-
-/// How a response will be counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Counting {
-    None,
-    One,
-    Buffer,
-}
-
-pub(super) struct Ctx<St> {
-    pub(super) shared: Arc<Shared<St>>,
-    pub(super) key: Option<ClientKey>,
-    pub(super) cost: u64,
-    pub(super) counting: Counting,
-    pub(super) everything: bool,
-    pub(super) snapshot: Snapshot,
-    pub(super) guard: Option<InFlightGuard>,
-    pub(super) degraded: bool,
-    /// The client's rates: its group's, else the layer's.
-    pub(super) requests: Option<Rate>,
-    pub(super) resources: Option<Rate>,
-}
 
 impl<St> Ctx<St> {
     pub(super) fn done<S, ReqB, ResB>(
@@ -65,51 +41,6 @@ impl<St> Ctx<St> {
             },
             ctx,
         }
-    }
-
-    fn finish<B>(
-        &mut self,
-        mut response: Response<BudgetBody<B>>,
-        outcome: BudgetOutcome,
-        counted: Option<u64>,
-        charged: u64,
-    ) -> Response<BudgetBody<B>> {
-        if response.headers().get(headers::RATELIMIT).is_none() {
-            self.snapshot.apply(response.headers_mut());
-        }
-        response.extensions_mut().insert(BudgetDecision {
-            key: self.key.clone(),
-            cost: self.cost,
-            resources_counted: counted,
-            resources_charged: charged,
-            degraded: self.degraded,
-            outcome,
-        });
-        if let Some(guard) = self.guard.take() {
-            response.body_mut().hold(guard);
-        }
-        response
-    }
-
-    fn throttle<B>(
-        &mut self,
-        text: &'static str,
-        retry: Duration,
-        outcome: BudgetOutcome,
-    ) -> Response<BudgetBody<B>> {
-        let response = headers::throttled(text, retry, &self.snapshot);
-        self.finish(response.map(BudgetBody::full_body), outcome, None, 0)
-    }
-
-    fn refuse<B>(
-        &mut self,
-        status: StatusCode,
-        code: IssueType,
-        text: &'static str,
-        outcome: BudgetOutcome,
-    ) -> Response<BudgetBody<B>> {
-        let response = headers::refusal(status, code, text);
-        self.finish(response.map(BudgetBody::full_body), outcome, None, 0)
     }
 }
 
@@ -145,6 +76,13 @@ pin_project! {
         St: BudgetStore,
     {
         Done { response: Option<Response<BudgetBody<ResB>>> },
+        Lowering {
+            #[pin]
+            body: ReqB,
+            buffer: Vec<u8>,
+            waiting: Option<(http::request::Parts, S)>,
+            cap: u32,
+        },
         Admitting {
             #[pin]
             future: St::Admit,
@@ -180,6 +118,7 @@ impl<S, St, ReqB, ResB> Future for BudgetFuture<S, St, ReqB, ResB>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     St: BudgetStore,
+    ReqB: RewritableBody,
     ResB: Body<Data = Bytes>,
     ResB::Error: Into<BoxError>,
 {
@@ -201,6 +140,19 @@ where
                         ),
                     };
                     return Poll::Ready(Ok(response));
+                }
+                StateProj::Lowering {
+                    mut body,
+                    buffer,
+                    waiting,
+                    cap,
+                } => {
+                    let limit = ctx.shared.config.max_buffer;
+                    let read = ready!(poll_read_bounded(body.as_mut(), cx, buffer, limit));
+                    match lowered(ctx, read, std::mem::take(buffer), waiting.take(), *cap) {
+                        Ok(state) => state,
+                        Err(response) => return Poll::Ready(Ok(response)),
+                    }
                 }
                 StateProj::Admitting { future, waiting } => {
                     let admitted = ready!(future.poll(cx));
@@ -275,6 +227,49 @@ where
 }
 
 type Refused<B> = Response<BudgetBody<B>>;
+
+/// After the form of a `POST _search` was read: lowers its `_count`, then asks the budget.
+// The refusal is moved once into the future's output; boxing it would allocate for nothing.
+#[allow(clippy::result_large_err)]
+fn lowered<S, St, ReqB, ResB>(
+    ctx: &mut Ctx<St>,
+    read: Result<(), ReadError>,
+    form: Vec<u8>,
+    waiting: Option<(http::request::Parts, S)>,
+    cap: u32,
+) -> Result<State<S, St, ReqB, ResB>, Refused<ResB>>
+where
+    S: Service<Request<ReqB>>,
+    St: BudgetStore,
+    ReqB: RewritableBody,
+{
+    let (Some((mut parts, service)), Some(key)) = (waiting, ctx.key.clone()) else {
+        return Err(ctx.refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            IssueType::Exception,
+            "the server is misconfigured",
+            BudgetOutcome::Misconfigured,
+        ));
+    };
+    let lowered = read
+        .map_err(|_| CapRefusal::Malformed)
+        .and_then(|()| form::lower_post_count(&mut parts, Bytes::from(form), cap));
+    match lowered {
+        Ok(form) => Ok(State::Admitting {
+            future: ctx.admit(&key),
+            waiting: Some((Request::from_parts(parts, ReqB::from_bytes(form)), service)),
+        }),
+        Err(refusal) => {
+            let (code, text) = caps::refusal_text(refusal);
+            Err(ctx.refuse(
+                StatusCode::BAD_REQUEST,
+                code,
+                text,
+                BudgetOutcome::Cap(refusal),
+            ))
+        }
+    }
+}
 
 // The refusal is moved once into the future's output; boxing it would allocate for nothing.
 #[allow(clippy::result_large_err)]
@@ -420,11 +415,9 @@ where
     S: Service<Request<ReqB>>,
     St: BudgetStore,
 {
-    let Ok(parsed) = response::parse(&bytes, kind) else {
+    let Ok(count) = super::count::count(&bytes, kind) else {
         return Err(uncountable(ctx));
     };
-    let count = parsed.count();
-    drop(parsed);
     let config = &ctx.shared.config;
     let cap = if ctx.everything {
         config.caps.everything_max

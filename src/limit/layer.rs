@@ -1,11 +1,13 @@
 //! [`BudgetLayer`]: the tower layer that enforces the budgets.
 
 use super::body::BudgetBody;
-use super::caps::{self, CapRefusal, Caps};
+use super::caps::{self, Caps};
 use super::concurrency::InFlight;
 use super::cost::CostTable;
+use super::ctx::{Counting, Ctx};
 use super::decision::BudgetOutcome;
-use super::future::{BudgetFuture, Counting, Ctx, State};
+use super::form::RewritableBody;
+use super::future::{BudgetFuture, State};
 use super::gcra::Rate;
 use super::group::{ClientGroup, Groups};
 use super::headers::{self, Snapshot};
@@ -183,6 +185,7 @@ impl<S, St, ReqB, ResB> Service<Request<ReqB>> for Budget<S, St>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     St: BudgetStore,
+    ReqB: RewritableBody,
     ResB: Body<Data = Bytes>,
     ResB::Error: Into<BoxError>,
 {
@@ -252,25 +255,16 @@ where
         ctx.resources = resources;
         ctx.counting = counting(fhir, config, resources);
         ctx.key = Some(key.clone());
-        if let Err(refusal) = caps::apply(&config.caps, &mut parts) {
-            let (code, text) = match refusal {
-                CapRefusal::Malformed => (
-                    IssueType::Invalid,
-                    "_count or a paging parameter is not a valid number",
-                ),
-                CapRefusal::CountTooLarge => {
-                    (IssueType::TooCostly, "_count is larger than allowed")
-                }
-                CapRefusal::PageTooDeep => (
-                    IssueType::TooCostly,
-                    "this search has been paged deeper than allowed",
-                ),
-            };
-            return ctx.done(
-                headers::refusal(StatusCode::BAD_REQUEST, code, text),
-                BudgetOutcome::Cap(refusal),
-            );
-        }
+        let lower_post = match caps::apply(&config.caps, &mut parts) {
+            Ok(lower_post) => lower_post,
+            Err(refusal) => {
+                let (code, text) = caps::refusal_text(refusal);
+                return ctx.done(
+                    headers::refusal(StatusCode::BAD_REQUEST, code, text),
+                    BudgetOutcome::Cap(refusal),
+                );
+            }
+        };
         if let Some(max) = config.max_in_flight {
             match shared.in_flight.acquire(&key, max) {
                 Ok((guard, used)) => {
@@ -288,16 +282,23 @@ where
                 }
             }
         }
-        let future = shared.store.admit(
-            &key,
-            ctx.requests.map(|rate| (rate, ctx.cost)),
-            // Only requests whose responses are counted wait for the resource budget: a client
-            // that has read its fill may still write.
-            ctx.resources.filter(|_| ctx.counting != Counting::None),
-        );
         // The service made ready by poll_ready is the one to call; a clone takes its place.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
+        if let Some(cap) = lower_post {
+            // The caps come before the budget, as for a GET: the form is read and its
+            // `_count` lowered first, and only then is the budget asked.
+            return BudgetFuture::new(
+                State::Lowering {
+                    body,
+                    buffer: Vec::new(),
+                    waiting: Some((parts, service)),
+                    cap,
+                },
+                ctx,
+            );
+        }
+        let future = ctx.admit(&key);
         BudgetFuture::new(
             State::Admitting {
                 future,
