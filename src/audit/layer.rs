@@ -123,6 +123,12 @@ where
             }
             Err(_) => record.set_path(request.uri().path()),
         }
+        // A request through an alias base (such as a deprecated `/fhir-v0`) keeps its path,
+        // so which base was used stays on record.
+        if record.path.is_none() && !under_base(request.uri().path(), config.classifier.base_path())
+        {
+            record.set_path(request.uri().path());
+        }
         record.address = remote_addr(request.extensions())
             .map(|a| config.proxies.client_ip(a.ip(), request.headers()));
         AuditFuture {
@@ -166,6 +172,15 @@ where
             this.config.sink.record(record);
         }
         Poll::Ready(result)
+    }
+}
+
+/// Whether `path` is `base` or below it, on a segment boundary.
+fn under_base(path: &str, base: &str) -> bool {
+    let base = base.trim_end_matches('/');
+    match path.strip_prefix(base) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
     }
 }
 

@@ -21,8 +21,9 @@
 //! ## Sinks
 //!
 //! [`JsonLinesFile`] (rotation by size), [`TracingSink`], [`MemorySink`], and
-//! [`NonBlocking`], which puts any sink behind a bounded channel and a writer thread: when it
-//! overflows, records are dropped, counted, and the count is written as a record of its own.
+//! [`NonBlocking`], which puts any sink behind a bounded queue and a writer thread that hands
+//! it records in batches ([`AuditSink::record_batch`]): when the queue overflows, records are
+//! dropped, counted, and the count is written as a record of its own.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -37,6 +38,7 @@
 //! ```
 
 mod decision;
+mod json;
 mod layer;
 mod record;
 mod sink;

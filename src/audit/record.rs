@@ -147,7 +147,9 @@ impl ParamPolicy {
         let mut out = String::with_capacity(7 + 32);
         out.push_str("sha256:");
         for b in digest.iter().take(16) {
-            out.push_str(&format!("{b:02x}"));
+            for nibble in [b >> 4, b & 0xf] {
+                out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+            }
         }
         out
     }
@@ -205,8 +207,9 @@ pub struct AuditRecord {
     pub action: &'static str,
     /// The HTTP method.
     pub method: String,
-    /// The path, for requests that are not classified FHIR interactions (probes), cut to 256
-    /// characters. Classified requests are described by `resource_type` and `id`.
+    /// The path, for requests that are not classified FHIR interactions (probes) and for
+    /// requests through an alias base path (such as a deprecated `/fhir-v0`), cut to 256
+    /// characters. Other classified requests are described by `resource_type` and `id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// The resource type (AuditEvent.entity.what).
@@ -253,14 +256,10 @@ impl AuditRecord {
         String::from_utf8(out).unwrap_or_else(|_| String::from("{}"))
     }
 
-    /// Appends the record's JSON to `out` (`{}` if it could not be serialised), without the
-    /// intermediate `String` of [`to_json`](Self::to_json).
+    /// Appends the record's JSON to `out` (the bytes its `Serialize` gives, written by hand),
+    /// without the intermediate `String` of [`to_json`](Self::to_json).
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        if serde_json::to_writer(&mut *out, self).is_err() {
-            out.truncate(start);
-            out.extend_from_slice(b"{}");
-        }
+        super::json::write_record(self, out);
     }
 
     pub(crate) fn new(time: SystemTime, method: &http::Method) -> Self {
@@ -329,6 +328,10 @@ impl std::fmt::Debug for RecordedParam {
 }
 
 fn clip(s: &str, n: usize) -> String {
+    // No more bytes than `n` is no more characters either: one copy, no per-character walk.
+    if s.len() <= n {
+        return s.to_owned();
+    }
     s.chars().take(n).collect()
 }
 
@@ -387,12 +390,24 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
 }
 
 /// `n` in decimal, zero-padded to at least `width` digits.
-fn push_padded(out: &mut String, n: u64, width: u32) {
-    let digits = n.checked_ilog10().map_or(1, |d| d + 1).max(width);
-    for k in (0..digits).rev() {
-        let digit = n / 10u64.saturating_pow(k) % 10;
-        out.push(char::from_digit(u32::try_from(digit).unwrap_or(0), 10).unwrap_or('0'));
+fn push_padded(out: &mut String, mut n: u64, width: u32) {
+    // Filled from the right, one division per digit.
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
     }
+    let width = usize::try_from(width).unwrap_or(0).min(digits.len());
+    let from = at.min(digits.len() - width);
+    let text = digits.get(from..).unwrap_or_default();
+    out.push_str(std::str::from_utf8(text).unwrap_or(""));
 }
 
 /// Room for a typical record, so serialising it doesn't grow the buffer again and again.

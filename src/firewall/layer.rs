@@ -3,7 +3,7 @@
 use super::allowlist::{rule_for, under, IpRule, RouteGroup};
 use super::decision::{FirewallDecision, FirewallRefusal};
 use super::routes::{RouteCheck, RouteInventory};
-use super::sunset::{Clock, Sunset, SystemClock};
+use super::sunset::{Clock, Sunset, SunsetHeaders, SystemClock};
 use super::transport::{is_phi, strip_server_headers, TransportPolicy};
 use super::window::AccessWindow;
 use crate::body::FhirBody;
@@ -48,7 +48,8 @@ struct Config {
     transport: TransportPolicy,
     client_networks: Vec<(String, IpRule)>,
     windows: Vec<(String, AccessWindow)>,
-    subjects: SubjectsFn,
+    /// `None`: [`default_subjects`], matched without formatting a string per request.
+    subjects: Option<SubjectsFn>,
     clock: Arc<dyn Clock>,
 }
 
@@ -118,7 +119,7 @@ impl FirewallBuilder {
 
     /// How a request's subjects are named (default [`default_subjects`]).
     pub fn subjects(mut self, subjects: SubjectsFn) -> Self {
-        self.config.subjects = subjects;
+        self.config.subjects = Some(subjects);
         self
     }
 
@@ -182,7 +183,7 @@ impl FirewallLayer {
                 transport: TransportPolicy::default(),
                 client_networks: Vec::new(),
                 windows: Vec::new(),
-                subjects: Arc::new(default_subjects),
+                subjects: None,
                 clock: Arc::new(SystemClock),
             },
         }
@@ -228,18 +229,29 @@ pub struct Firewall<S> {
     config: Arc<Config>,
 }
 
-impl Config {
-    /// The security headers of the edge firewall, with the modes the tower-http layers had:
-    /// `Cache-Control: no-store` on PHI and `Referrer-Policy` only when the service set none,
+/// The headers an edge firewall sets on a response, taken from the config when the request
+/// is judged: the response future then holds no `Arc` (a reference count every core would
+/// otherwise bump twice per request), and cloning the prebuilt values is cheap (the defaults
+/// are static).
+struct EdgeHeaders {
+    referrer_policy: HeaderValue,
+    /// `Some` when TLS is required.
+    hsts: Option<HeaderValue>,
+    /// Under a deprecated prefix.
+    sunset: Option<SunsetHeaders>,
+}
+
+impl EdgeHeaders {
+    /// The security headers, with the modes the tower-http layers had: `Cache-Control:
+    /// no-store` on PHI and `Referrer-Policy` only when the service set none,
     /// `X-Content-Type-Options` and HSTS always (replacing the service's).
-    fn security_headers(&self, headers: &mut http::HeaderMap) {
+    fn apply(self, headers: &mut http::HeaderMap) {
         use http::header::{
             CACHE_CONTROL, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
         };
-        if self.stage != Stage::Edge {
-            return;
+        if let Some(sunset) = self.sunset {
+            sunset.apply(headers);
         }
-        let t = &self.transport;
         if is_phi(headers) {
             // One lookup for "absent? then insert".
             if let http::header::Entry::Vacant(v) = headers.entry(CACHE_CONTROL) {
@@ -247,12 +259,96 @@ impl Config {
             }
         }
         if let http::header::Entry::Vacant(v) = headers.entry(REFERRER_POLICY) {
-            v.insert(t.referrer_policy.clone());
+            v.insert(self.referrer_policy);
         }
         headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        if t.require_tls {
-            headers.insert(STRICT_TRANSPORT_SECURITY, t.hsts.clone());
+        if let Some(hsts) = self.hsts {
+            headers.insert(STRICT_TRANSPORT_SECURITY, hsts);
         }
+    }
+}
+
+/// A request's subject as `prefix` + `name`, compared with the configured subjects without
+/// being formatted into a string of its own.
+#[derive(Clone, Copy)]
+struct Subject<'a> {
+    prefix: &'static str,
+    name: &'a str,
+}
+
+impl Subject<'_> {
+    fn is(self, configured: &str) -> bool {
+        configured.strip_prefix(self.prefix) == Some(self.name)
+    }
+}
+
+/// [`default_subjects`] as [`Subject`]s.
+fn default_subject_refs(extensions: &Extensions) -> [Option<Subject<'_>>; 2] {
+    #[allow(unused_mut)]
+    let mut out = [None, None];
+    #[cfg(feature = "mtls")]
+    if let Some(c) = extensions.get::<crate::identity::TrustedClient>() {
+        out[0] = Some(Subject {
+            prefix: "client:",
+            name: c.name(),
+        });
+    }
+    #[cfg(feature = "smart")]
+    if let Some(id) = extensions
+        .get::<crate::smart::AccessContext>()
+        .and_then(|c| c.client_id())
+    {
+        out[1] = Some(Subject {
+            prefix: "client_id:",
+            name: id,
+        });
+    }
+    let _ = extensions;
+    out
+}
+
+impl Config {
+    /// The headers for a response, `None` at the client stage (which sets none).
+    fn edge_headers(&self, sunset: Option<usize>) -> Option<EdgeHeaders> {
+        if self.stage != Stage::Edge {
+            return None;
+        }
+        let t = &self.transport;
+        Some(EdgeHeaders {
+            referrer_policy: t.referrer_policy.clone(),
+            hsts: t.require_tls.then(|| t.hsts.clone()),
+            sunset: sunset
+                .and_then(|i| self.sunsets.get(i))
+                .map(Sunset::headers),
+        })
+    }
+
+    /// The client-scoped rules for one subject of the request.
+    fn judge_subject(
+        &self,
+        subject: Subject<'_>,
+        client_ip: &mut dyn FnMut() -> Option<IpAddr>,
+        now: &mut dyn FnMut() -> std::time::SystemTime,
+    ) -> Result<(), FirewallRefusal> {
+        for (_, rule) in self.client_networks.iter().filter(|(s, _)| subject.is(s)) {
+            match client_ip() {
+                Some(ip) if rule.permits(ip) => {}
+                Some(_) => return Err(FirewallRefusal::ClientAddressNotAllowed),
+                None => return Err(FirewallRefusal::UnknownAddress),
+            }
+        }
+        let mut windows = self
+            .windows
+            .iter()
+            .filter(|(s, _)| subject.is(s))
+            .peekable();
+        if windows.peek().is_some() {
+            let now = now();
+            if !windows.any(|(_, w)| w.permits(now)) {
+                return Err(FirewallRefusal::OutsideAccessWindow);
+            }
+        }
+        Ok(())
     }
 
     fn judge<B>(&self, request: &Request<B>) -> Result<Option<usize>, FirewallRefusal> {
@@ -311,20 +407,19 @@ impl Config {
             }
         }
         if !self.client_networks.is_empty() || !self.windows.is_empty() {
-            let subjects = (self.subjects)(request.extensions());
-            for subject in &subjects {
-                for (_, rule) in self.client_networks.iter().filter(|(s, _)| s == subject) {
-                    match client_ip() {
-                        Some(ip) if rule.permits(ip) => {}
-                        Some(_) => return Err(FirewallRefusal::ClientAddressNotAllowed),
-                        None => return Err(FirewallRefusal::UnknownAddress),
+            match &self.subjects {
+                None => {
+                    for subject in default_subject_refs(request.extensions())
+                        .into_iter()
+                        .flatten()
+                    {
+                        self.judge_subject(subject, &mut client_ip, &mut now)?;
                     }
                 }
-                let mut windows = self.windows.iter().filter(|(s, _)| s == subject).peekable();
-                if windows.peek().is_some() {
-                    let now = now();
-                    if !windows.any(|(_, w)| w.permits(now)) {
-                        return Err(FirewallRefusal::OutsideAccessWindow);
+                Some(subjects) => {
+                    for name in subjects(request.extensions()).iter() {
+                        let subject = Subject { prefix: "", name };
+                        self.judge_subject(subject, &mut client_ip, &mut now)?;
                     }
                 }
             }
@@ -349,12 +444,11 @@ where
         let state = match self.config.judge(&request) {
             Err(refusal) => State::Refused {
                 refusal,
-                config: self.config.clone(),
+                headers: self.config.edge_headers(None),
             },
             Ok(sunset) => State::Inner {
+                headers: self.config.edge_headers(sunset),
                 future: self.inner.call(request),
-                config: self.config.clone(),
-                sunset,
             },
         };
         FirewallFuture { state }
@@ -372,12 +466,11 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F> {
-        Refused { refusal: FirewallRefusal, config: Arc<Config> },
+        Refused { refusal: FirewallRefusal, headers: Option<EdgeHeaders> },
         Inner {
             #[pin]
             future: F,
-            config: Arc<Config>,
-            sunset: Option<usize>,
+            headers: Option<EdgeHeaders>,
         },
     }
 }
@@ -390,37 +483,24 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Refused { refusal, config } => {
+            StateProj::Refused { refusal, headers } => {
                 let mut response = refusal.to_response();
                 strip_server_headers(response.headers_mut());
-                config.security_headers(response.headers_mut());
-                if matches!(refusal, FirewallRefusal::PlainHttp) {
-                    // RFC 6797 §7.2: never sent over a non-secure transport.
-                    response
-                        .headers_mut()
-                        .remove(http::header::STRICT_TRANSPORT_SECURITY);
+                if let Some(mut h) = headers.take() {
+                    if matches!(refusal, FirewallRefusal::PlainHttp) {
+                        // RFC 6797 §7.2: never sent over a non-secure transport.
+                        h.hsts = None;
+                    }
+                    h.apply(response.headers_mut());
                 }
                 Poll::Ready(Ok(response))
             }
-            StateProj::Inner {
-                future,
-                config,
-                sunset,
-            } => {
+            StateProj::Inner { future, headers } => {
                 let mut response = ready!(future.poll(cx))?;
-                let edge = config.stage == Stage::Edge;
-                if edge {
+                if let Some(h) = headers.take() {
+                    let deprecated = h.sunset.is_some();
                     strip_server_headers(response.headers_mut());
-                }
-                let deprecated = match sunset.and_then(|i| config.sunsets.get(i)) {
-                    Some(s) => {
-                        s.apply(response.headers_mut());
-                        true
-                    }
-                    None => false,
-                };
-                if edge {
-                    config.security_headers(response.headers_mut());
+                    h.apply(response.headers_mut());
                     response
                         .extensions_mut()
                         .insert(FirewallDecision::Allowed { deprecated });

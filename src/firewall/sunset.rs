@@ -113,11 +113,29 @@ impl Sunset {
         unix(now) >= self.sunset_at
     }
 
-    pub(crate) fn apply(&self, headers: &mut http::HeaderMap) {
-        headers.insert(DEPRECATION, self.deprecation.clone());
-        headers.insert(SUNSET, self.sunset.clone());
-        if let Some(link) = &self.link {
-            headers.append(http::header::LINK, link.clone());
+    /// The prebuilt header values, for a response under the prefix.
+    pub(crate) fn headers(&self) -> SunsetHeaders {
+        SunsetHeaders {
+            deprecation: self.deprecation.clone(),
+            sunset: self.sunset.clone(),
+            link: self.link.clone(),
+        }
+    }
+}
+
+/// `Deprecation`, `Sunset` and `Link` for one response, built once with the [`Sunset`].
+pub(crate) struct SunsetHeaders {
+    deprecation: HeaderValue,
+    sunset: HeaderValue,
+    link: Option<HeaderValue>,
+}
+
+impl SunsetHeaders {
+    pub(crate) fn apply(self, headers: &mut http::HeaderMap) {
+        headers.insert(DEPRECATION, self.deprecation);
+        headers.insert(SUNSET, self.sunset);
+        if let Some(link) = self.link {
+            headers.append(http::header::LINK, link);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Access windows: the days and hours (in a time zone) a client may call, and a validity
 //! period.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::SystemTime;
 
 /// A window specification that could not be read.
@@ -43,6 +44,37 @@ pub struct AccessWindow {
     end: u32,
     valid_from: Option<i64>,
     valid_until: Option<i64>,
+    cache: MinuteCache,
+}
+
+/// The answer for the last UTC minute asked about, so the time-zone conversion runs once a
+/// minute rather than once a request: `minute * 2 + open`, or [`MinuteCache::EMPTY`].
+///
+/// The answer depends only on the local weekday, hour and minute, which stay the same through
+/// a UTC minute when the zone's offset is whole minutes and doesn't change inside it; other
+/// minutes (a transition mid-minute, a historical seconds offset) are never cached.
+#[derive(Debug)]
+struct MinuteCache(AtomicI64);
+
+impl MinuteCache {
+    const EMPTY: i64 = i64::MIN;
+
+    fn get(&self, minute: i64) -> Option<bool> {
+        let v = self.0.load(Ordering::Relaxed);
+        (v != Self::EMPTY && v >> 1 == minute).then_some(v & 1 == 1)
+    }
+
+    fn set(&self, minute: i64, open: bool) {
+        if let Some(v) = minute.checked_mul(2) {
+            self.0.store(v | i64::from(open), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Clone for MinuteCache {
+    fn clone(&self) -> Self {
+        MinuteCache(AtomicI64::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 impl AccessWindow {
@@ -59,6 +91,7 @@ impl AccessWindow {
             end,
             valid_from: None,
             valid_until: None,
+            cache: MinuteCache(AtomicI64::new(MinuteCache::EMPTY)),
         })
     }
 
@@ -86,10 +119,37 @@ impl AccessWindow {
         {
             return false;
         }
+        let minute = unix_seconds.div_euclid(60);
+        if let Some(open) = self.cache.get(minute) {
+            return open;
+        }
         let Ok(ts) = jiff::Timestamp::from_second(unix_seconds) else {
             return false;
         };
-        let local = self.tz.to_datetime(ts);
+        let offset = self.tz.to_offset(ts);
+        let open = self.open_at(offset.to_datetime(ts));
+        let same_all_minute = minute
+            .checked_mul(60)
+            .and_then(|s| Some((s, s.checked_add(59)?)))
+            .and_then(|(a, b)| {
+                Some((
+                    jiff::Timestamp::from_second(a).ok()?,
+                    jiff::Timestamp::from_second(b).ok()?,
+                ))
+            })
+            .is_some_and(|(a, b)| {
+                offset.seconds() % 60 == 0
+                    && self.tz.to_offset(a) == offset
+                    && self.tz.to_offset(b) == offset
+            });
+        if same_all_minute {
+            self.cache.set(minute, open);
+        }
+        open
+    }
+
+    /// Whether the local time `local` is inside the days and hours.
+    fn open_at(&self, local: jiff::civil::DateTime) -> bool {
         let day = u32::from(local.weekday().to_monday_zero_offset().unsigned_abs());
         let minute =
             u32::from(local.hour().unsigned_abs()) * 60 + u32::from(local.minute().unsigned_abs());
@@ -166,6 +226,25 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The minute cache never changes an answer: a window asked in any order agrees with
+        /// a fresh one (whose cache is empty) at every second.
+        #[test]
+        fn cache_agrees_with_fresh_windows(
+            times in proptest::collection::vec(-2_000_000_000i64..4_000_000_000, 1..40),
+            zone in proptest::sample::select(vec![
+                "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe",
+                "Africa/Monrovia", "UTC",
+            ]),
+        ) {
+            let w = AccessWindow::new(zone, "Mon-Fri", "22:00-06:30").unwrap();
+            for t in times {
+                for s in [t, t + 1, t + 59, t - 1] {
+                    let fresh = AccessWindow::new(zone, "Mon-Fri", "22:00-06:30").unwrap();
+                    proptest::prop_assert_eq!(w.permits_unix(s), fresh.permits_unix(s), "{} at {}", zone, s);
+                }
+            }
+        }
+
         #[test]
         fn parsers_never_panic(s in ".{0,40}") {
             let _ = parse_days(&s);
