@@ -366,3 +366,269 @@ mod layer {
         );
     }
 }
+
+/// The two sides of the layer's first decision, on bodies that come in frames: a caller the
+/// policy does nothing for gets the body streamed, frame by frame, untouched and unread; a
+/// caller with rules gets the whole body read (in any framing) and every fail-closed check.
+#[cfg(feature = "redact")]
+mod framing {
+    use bytes::Bytes;
+    use fhirwall::redact::{
+        Action, Caller, CallerMatch, Policy, RedactDecision, RedactLayer, RedactRefusal, Redactor,
+        Rule,
+    };
+    use http::{Request, Response, StatusCode};
+    use http_body::{Body, Frame, SizeHint};
+    use http_body_util::BodyExt;
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tower::{service_fn, Layer, ServiceExt};
+
+    const PATIENT: &[u8] = br#"{"resourceType":"Patient","id":"p1","telecom":[{"system":"phone","value":"555-0100"}],"name":[{"family":"Lindqvist","given":["Grace"]}],"birthDate":"1974-12-25"}"#;
+
+    /// A body that yields its frames, then stays pending (`open`) or ends.
+    struct Frames {
+        frames: VecDeque<Bytes>,
+        open: bool,
+        hint: Option<u64>,
+    }
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            match self.frames.pop_front() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None if self.open => Poll::Pending,
+                None => Poll::Ready(None),
+            }
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            match self.hint {
+                Some(n) => SizeHint::with_exact(n),
+                None => SizeHint::default(),
+            }
+        }
+    }
+
+    fn split(body: &[u8], cuts: &[usize]) -> VecDeque<Bytes> {
+        let mut frames = VecDeque::new();
+        let mut at = 0;
+        for &cut in cuts.iter().chain([body.len()].iter()) {
+            let cut = cut.min(body.len());
+            frames.push_back(Bytes::copy_from_slice(&body[at..cut]));
+            at = cut;
+        }
+        frames
+    }
+
+    fn layer(max_body: usize) -> RedactLayer {
+        let policy = Policy {
+            rules: vec![Rule::new(["Patient.telecom"], Action::Remove)
+                .unwrap()
+                .when(CallerMatch::clients(["patient-app"]))],
+            ..Policy::default()
+        };
+        RedactLayer::new(Redactor::new(policy).unwrap().max_body(max_body))
+    }
+
+    fn request(client: &str) -> Request<()> {
+        Request::get("/fhir/Patient/p1")
+            .extension(Caller::anonymous().with_client(client))
+            .body(())
+            .unwrap()
+    }
+
+    async fn respond(
+        layer: &RedactLayer,
+        client: &str,
+        headers: &'static [(&'static str, &'static str)],
+        frames: VecDeque<Bytes>,
+        open: bool,
+        hint: Option<u64>,
+    ) -> Response<fhirwall::body::FhirBody<Frames>> {
+        let frames = std::sync::Mutex::new(Some(frames));
+        let service = service_fn(move |_: Request<()>| {
+            let frames = frames.lock().unwrap().take().unwrap_or_default();
+            async move {
+                let mut b = Response::builder();
+                for (k, v) in headers {
+                    b = b.header(*k, *v);
+                }
+                Ok::<_, Infallible>(b.body(Frames { frames, open, hint }).unwrap())
+            }
+        });
+        layer.layer(service).oneshot(request(client)).await.unwrap()
+    }
+
+    type Polled<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
+    fn poll_once<B: Body + Unpin>(body: &mut B) -> Polled<B> {
+        let waker = std::task::Waker::noop();
+        Pin::new(body).poll_frame(&mut Context::from_waker(waker))
+    }
+
+    const JSON: &[(&str, &str)] = &[("content-type", "application/fhir+json")];
+
+    #[tokio::test]
+    async fn a_caller_with_nothing_to_redact_gets_the_body_streamed_untouched() {
+        let layer = layer(1 << 20);
+        let frames = split(PATIENT, &[10, 60]);
+        // The body never ends: a layer that buffered it would never answer a frame.
+        let response = respond(&layer, "care-team", JSON, frames.clone(), true, None).await;
+        assert_eq!(
+            response.extensions().get::<RedactDecision>(),
+            Some(&RedactDecision::NotApplicable)
+        );
+        let mut body = response.into_body();
+        let mut seen = Vec::new();
+        for expected in &frames {
+            let Poll::Ready(Some(Ok(frame))) = poll_once(&mut body) else {
+                panic!("the frame was not passed on as it came");
+            };
+            assert_eq!(frame.into_data().unwrap(), expected);
+            seen.extend_from_slice(expected);
+        }
+        assert!(poll_once(&mut body).is_pending());
+        assert_eq!(seen, PATIENT);
+
+        // Nothing is checked either: no rule applies, so nothing could be filtered.
+        for headers in [
+            &[
+                ("content-type", "application/fhir+json"),
+                ("content-encoding", "gzip"),
+            ][..],
+            &[("content-type", "application/fhir+xml")][..],
+        ] {
+            let response = respond(
+                &layer,
+                "care-team",
+                headers,
+                split(b"<x/>", &[]),
+                false,
+                None,
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let out = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(out, &b"<x/>"[..]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_with_rules_gets_any_framing_redacted() {
+        let layer = layer(1 << 20);
+        let whole = respond(
+            &layer,
+            "patient-app",
+            JSON,
+            split(PATIENT, &[]),
+            false,
+            None,
+        )
+        .await;
+        assert!(matches!(
+            whole.extensions().get::<RedactDecision>(),
+            Some(RedactDecision::Redacted { altered: 1, .. })
+        ));
+        let expected = whole.into_body().collect().await.unwrap().to_bytes();
+        assert!(!String::from_utf8_lossy(&expected).contains("555-0100"));
+        // Cut everywhere, inside strings and keys too, with and without a declared size.
+        for cut in 1..PATIENT.len() {
+            for hint in [None, Some(PATIENT.len() as u64)] {
+                let frames = split(PATIENT, &[cut / 2, cut]);
+                let response = respond(&layer, "patient-app", JSON, frames, false, hint).await;
+                assert_eq!(
+                    response.headers()["content-length"],
+                    expected.len().to_string()
+                );
+                let out = response.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(out, expected, "cut at {cut}");
+            }
+        }
+    }
+
+    /// A layer, the response's headers and body, its size hint, and what must come out.
+    type Case = (
+        RedactLayer,
+        &'static [(&'static str, &'static str)],
+        &'static [u8],
+        Option<u64>,
+        StatusCode,
+        RedactRefusal,
+    );
+
+    #[tokio::test]
+    async fn a_caller_with_rules_gets_every_fail_closed_check() {
+        let small = layer(PATIENT.len() - 1);
+        let cases: Vec<Case> = vec![
+            // Over the limit in several frames, declaring no size.
+            (
+                small.clone(),
+                JSON,
+                PATIENT,
+                None,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RedactRefusal::TooLarge,
+            ),
+            // A size hint over the limit: refused before a byte is read.
+            (
+                small,
+                JSON,
+                PATIENT,
+                Some(PATIENT.len() as u64),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RedactRefusal::TooLarge,
+            ),
+            (
+                layer(1 << 20),
+                &[
+                    ("content-type", "application/fhir+json"),
+                    ("content-encoding", "br"),
+                ],
+                PATIENT,
+                None,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RedactRefusal::Compressed,
+            ),
+            (
+                layer(1 << 20),
+                &[("content-type", "application/fhir+xml")],
+                b"<Patient><telecom/></Patient>",
+                None,
+                StatusCode::NOT_ACCEPTABLE,
+                RedactRefusal::NotAcceptable,
+            ),
+            (
+                layer(1 << 20),
+                JSON,
+                &PATIENT[..PATIENT.len() - 1],
+                None,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RedactRefusal::Unparseable(fhirwall::redact::RedactError::Syntax),
+            ),
+        ];
+        for (layer, headers, body, hint, status, reason) in cases {
+            let frames = split(body, &[7, 40]);
+            let response = respond(&layer, "patient-app", headers, frames, false, hint).await;
+            assert_eq!(response.status(), status, "{reason:?}");
+            assert_eq!(
+                response.extensions().get::<RedactDecision>(),
+                Some(&RedactDecision::Refused(reason))
+            );
+            let out = response.into_body().collect().await.unwrap().to_bytes();
+            let text = String::from_utf8_lossy(&out);
+            assert!(
+                text.contains("OperationOutcome") && !text.contains("555"),
+                "{text}"
+            );
+        }
+    }
+}

@@ -108,6 +108,7 @@ impl RedactorBuilder {
                 predicates: self.predicates,
                 max_body: self.max_body,
                 max_depth: self.max_depth,
+                plans: Default::default(),
             }),
         })
     }

@@ -52,6 +52,36 @@ pub(crate) struct Inner {
     pub(crate) predicates: Vec<(String, Arc<Predicate>)>,
     pub(crate) max_body: usize,
     pub(crate) max_depth: usize,
+    /// The plans made so far, by which rules and label rules apply: callers fall into a few
+    /// groups, so a request finds its plan made instead of building one.
+    pub(crate) plans: PlanCache,
+}
+
+/// The most distinct plans kept; past this (many rules naming many different callers) plans
+/// are built per request, as before there was a cache.
+const MAX_CACHED_PLANS: usize = 64;
+
+/// Plans by the set of rules and label rules that apply (one bit each, policies of at most
+/// 128 rules and label rules).
+#[derive(Default)]
+pub(crate) struct PlanCache(std::sync::RwLock<Vec<(u128, Arc<Compiled>)>>);
+
+impl PlanCache {
+    fn get(&self, key: u128) -> Option<Arc<Compiled>> {
+        let plans = self.0.read().ok()?;
+        plans
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, key: u128, compiled: &Arc<Compiled>) {
+        if let Ok(mut plans) = self.0.write() {
+            if plans.len() < MAX_CACHED_PLANS && plans.iter().all(|(k, _)| *k != key) {
+                plans.push((key, compiled.clone()));
+            }
+        }
+    }
 }
 
 /// A compiled redaction [`Policy`]; cheap to clone (shared behind an `Arc`).
@@ -139,6 +169,7 @@ impl Redactor {
                 predicates: self.inner.predicates.clone(),
                 max_body: self.inner.max_body,
                 max_depth: self.inner.max_depth,
+                plans: PlanCache::default(),
             };
             self.inner = Arc::new(copy);
         }
@@ -205,8 +236,22 @@ impl Redactor {
                     .as_ref()
                     .is_some_and(|e| !e.is_empty() && caller.matches(e))
         };
+        let counted = policy.rules.len() + policy.labels.len() <= 128;
+        let mut key = 0u128;
+        if counted {
+            let labels = policy.labels.iter().map(|l| !excepted(caller, &l.except));
+            for (bit, on) in policy.rules.iter().map(applies).chain(labels).enumerate() {
+                key |= u128::from(on) << bit;
+            }
+            if let Some(compiled) = self.inner.plans.get(key) {
+                return Plan {
+                    redactor: self.clone(),
+                    compiled,
+                };
+            }
+        }
         let active: Vec<bool> = policy.rules.iter().map(applies).collect();
-        let selectors = self
+        let selectors: Vec<usize> = self
             .inner
             .selectors
             .iter()
@@ -228,11 +273,40 @@ impl Redactor {
             .filter(|(_, l)| !excepted(caller, &l.except))
             .map(|(i, _)| i)
             .collect();
-        Plan {
-            redactor: self.clone(),
+        let root_of = |i: &usize| self.inner.selectors.get(*i).and_then(|s| s.root.as_deref());
+        let any_root: Vec<usize> = selectors
+            .iter()
+            .copied()
+            .filter(|i| root_of(i).is_none())
+            .collect();
+        let mut by_root: Vec<(String, Vec<usize>)> = Vec::new();
+        for i in &selectors {
+            if let Some(root) = root_of(i) {
+                if by_root.iter().all(|(r, _)| r != root) {
+                    // In policy order, the `*` selectors among them: merged actions keep the
+                    // first of two of the same strength.
+                    let for_root = selectors
+                        .iter()
+                        .copied()
+                        .filter(|j| root_of(j).is_none_or(|r| r == root))
+                        .collect();
+                    by_root.push((root.to_string(), for_root));
+                }
+            }
+        }
+        let compiled = Arc::new(Compiled {
             selectors,
             hidden_types,
             labels,
+            any_root,
+            by_root,
+        });
+        if counted {
+            self.inner.plans.put(key, &compiled);
+        }
+        Plan {
+            redactor: self.clone(),
+            compiled,
         }
     }
 }
@@ -314,25 +388,46 @@ pub(super) fn compile_rule(
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub(crate) redactor: Redactor,
-    pub(crate) selectors: Vec<usize>,
-    pub(crate) hidden_types: Vec<String>,
-    pub(crate) labels: Vec<usize>,
+    pub(crate) compiled: Arc<Compiled>,
+}
+
+/// The part of a [`Plan`] that depends on the caller, shared by every caller to whom the same
+/// rules apply.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    selectors: Vec<usize>,
+    hidden_types: Vec<String>,
+    labels: Vec<usize>,
+    /// The selectors with a `*` root, for a resource of a type no selector names.
+    any_root: Vec<usize>,
+    /// For each type a selector names: its selectors and the `*` ones, in policy order.
+    by_root: Vec<(String, Vec<usize>)>,
 }
 
 impl Plan {
     /// Whether nothing applies to this caller (responses pass untouched, unbuffered).
     pub fn is_empty(&self) -> bool {
-        self.selectors.is_empty() && self.hidden_types.is_empty() && self.labels.is_empty()
+        let c = &self.compiled;
+        c.selectors.is_empty() && c.hidden_types.is_empty() && c.labels.is_empty()
     }
 
     /// Whether this plan may withhold whole resources (by type or by label).
     pub(crate) fn can_hide(&self) -> bool {
-        !self.hidden_types.is_empty() || !self.labels.is_empty()
+        !self.compiled.hidden_types.is_empty() || !self.compiled.labels.is_empty()
     }
 
     /// Whether any element selector applies to this caller.
     pub(crate) fn has_selectors(&self) -> bool {
-        !self.selectors.is_empty()
+        !self.compiled.selectors.is_empty()
+    }
+
+    /// The selectors that apply to a resource of type `rt`, in policy order.
+    pub(crate) fn selectors_for(&self, rt: &[u8]) -> &[usize] {
+        self.compiled
+            .by_root
+            .iter()
+            .find(|(r, _)| r.as_bytes() == rt)
+            .map_or(&self.compiled.any_root, |(_, v)| v)
     }
 
     /// The root type of each selector that applies (`None` for `*`).
@@ -342,24 +437,28 @@ impl Plan {
 
     /// Each selector that applies: its root type (`None` for `*`) and its steps.
     pub(crate) fn selectors_with_root(&self) -> impl Iterator<Item = (Option<&str>, &[Step])> {
-        self.selectors
+        self.compiled
+            .selectors
             .iter()
             .filter_map(|&i| self.selector(i))
             .map(|s| (s.root.as_deref(), s.steps.as_slice()))
     }
 
+    #[inline]
     pub(crate) fn selector(&self, i: usize) -> Option<&Selector> {
         self.redactor.inner.selectors.get(i)
     }
 
     pub(crate) fn label_rules(&self) -> impl Iterator<Item = &LabelRule> {
-        self.labels
+        self.compiled
+            .labels
             .iter()
             .filter_map(|&i| self.redactor.inner.policy.labels.get(i))
     }
 
     pub(crate) fn hides_type(&self, rt: &[u8]) -> bool {
-        self.hidden_types
+        self.compiled
+            .hidden_types
             .iter()
             .any(|t| t == "*" || t.as_bytes() == rt)
     }

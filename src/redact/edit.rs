@@ -15,69 +15,75 @@ impl Walker<'_> {
     /// Adds the REDACTED coding to the resource just written.
     pub(super) fn mark_redacted(&mut self, marks: &Marks) {
         if let Some((ms, me)) = marks.meta {
-            let meta = self.out.get(ms..me).unwrap_or_default().to_vec();
-            let mut members = Vec::new();
-            scanner::members(&meta, 0, meta.len(), &mut members);
+            let mut members = self.pool.pop().unwrap_or_default();
+            members.clear();
+            let meta = self.out.written(ms, me);
+            scanner::members(meta, 0, meta.len(), &mut members);
             let security = members
                 .iter()
                 .find(|m| meta.get(m.key.0..m.key.1) == Some(b"security".as_slice()))
                 .map(|m| m.value);
-            let (at, insert) = match security {
+            // Where the coding goes, and whether it follows another member or item.
+            let place = match security {
                 Some((ss, se)) if meta.get(ss) == Some(&b'[') => {
-                    let empty = meta.get(scanner::skip_ws(&meta, ss + 1)) == Some(&b']');
-                    let mut insert = Vec::new();
-                    if !empty {
-                        insert.push(b',');
-                    }
-                    insert.extend_from_slice(REDACTED_CODING);
-                    (ms + se - 1, insert)
+                    let empty = meta.get(scanner::skip_ws(meta, ss + 1)) == Some(&b']');
+                    Some((ms + se - 1, !empty, true))
                 }
-                Some(_) => return,
-                None => {
-                    let mut insert = Vec::new();
-                    if !members.is_empty() {
-                        insert.push(b',');
-                    }
-                    insert.extend_from_slice(b"\"security\":[");
-                    insert.extend_from_slice(REDACTED_CODING);
-                    insert.push(b']');
-                    (me - 1, insert)
-                }
+                Some(_) => None,
+                None => Some((me - 1, !members.is_empty(), false)),
             };
-            self.out.splice(at..at, insert);
+            self.pool.push(members);
+            let Some((at, comma, in_array)) = place else {
+                return;
+            };
+            let comma: &[u8] = if comma { b"," } else { b"" };
+            if in_array {
+                self.out.insert(at, &[comma, REDACTED_CODING]);
+            } else {
+                self.out
+                    .insert(at, &[comma, b"\"security\":[", REDACTED_CODING, b"]"]);
+            }
         } else if let Some(at) = marks.after_id.or(marks.after_type) {
-            let mut insert = b",\"meta\":{\"security\":[".to_vec();
-            insert.extend_from_slice(REDACTED_CODING);
-            insert.extend_from_slice(b"]}");
-            self.out.splice(at..at, insert);
+            self.out
+                .insert(at, &[b",\"meta\":{\"security\":[", REDACTED_CODING, b"]}"]);
         }
     }
 
     /// A filtered action on one repetition.
     pub(super) fn act_on_item(&mut self, s: usize, e: usize, action: &ElemAction) -> Out {
         let original = self.bytes(s, e);
-        let replacement: Option<Vec<u8>> = match action {
-            ElemAction::Remove => None,
+        let mark = self.out.len();
+        let written = match action {
+            ElemAction::Remove => false,
             ElemAction::Mask(value) => match (self.input.get(s), value) {
-                (Some(b'{' | b'['), _) => Some(MASKED.to_vec()),
-                (_, Some(v)) => Some(v.clone()),
-                (_, None) => None,
-            },
-            ElemAction::YearOnly => year(original),
-        };
-        match replacement {
-            None => {
-                self.changes += 1;
-                Out::Dropped
-            }
-            Some(r) => {
-                if r != original {
-                    self.changes += 1;
+                (Some(b'{' | b'['), _) => {
+                    self.out.extend_from_slice(MASKED);
+                    true
                 }
-                self.out.extend_from_slice(&r);
-                Out::Kept
-            }
+                (_, Some(v)) => {
+                    self.out.extend_from_slice(v);
+                    true
+                }
+                (_, None) => false,
+            },
+            ElemAction::YearOnly => match year(original) {
+                Some(digits) => {
+                    self.out.push(b'"');
+                    self.out.extend_from_slice(digits);
+                    self.out.push(b'"');
+                    true
+                }
+                None => false,
+            },
+        };
+        if !written {
+            self.changes += 1;
+            return Out::Dropped;
         }
+        if self.out.written_from(mark) != original {
+            self.changes += 1;
+        }
+        Out::Kept
     }
 
     /// An action on a whole member (`"key": value`).
@@ -88,6 +94,21 @@ impl Walker<'_> {
         sibling: bool,
         action: &ElemAction,
     ) -> Result<Out, RedactError> {
+        let mut items = self.item_pool.pop().unwrap_or_default();
+        items.clear();
+        let r = self.whole_member_with(m, base, sibling, action, &mut items);
+        self.item_pool.push(items);
+        r
+    }
+
+    fn whole_member_with(
+        &mut self,
+        m: &Member,
+        base: &[u8],
+        sibling: bool,
+        action: &ElemAction,
+        items: &mut Vec<(usize, usize)>,
+    ) -> Result<Out, RedactError> {
         let (vs, ve) = m.value;
         let original = self.bytes(m.start, ve);
         let first = self.input.get(vs).copied();
@@ -95,27 +116,17 @@ impl Walker<'_> {
             self.copy(m.start, ve);
             return Ok(Out::Kept);
         }
-        let mut items = Vec::new();
         let array = first == Some(b'[');
         if array {
-            scanner::items_in(self.input, Some(&self.index), vs, ve, &mut items);
+            scanner::items_in(self.input, Some(&self.index), vs, ve, items);
         } else {
             items.push((vs, ve));
         }
+        let input = self.input;
         let complex = items
             .iter()
-            .any(|&(s, _)| matches!(self.input.get(s), Some(b'{' | b'[')));
-        let mut new: Vec<u8> = Vec::new();
-        let prefix = |underscore: bool| {
-            let mut p = Vec::with_capacity(base.len() + 4);
-            p.push(b'"');
-            if underscore {
-                p.push(b'_');
-            }
-            p.extend_from_slice(base);
-            p.extend_from_slice(b"\":");
-            p
-        };
+            .any(|&(s, _)| matches!(input.get(s), Some(b'{' | b'[')));
+        let mark = self.out.len();
         match action {
             ElemAction::Remove => {}
             // The primitive's own `_key` member goes with the value (it may carry it in an
@@ -132,42 +143,57 @@ impl Walker<'_> {
             }
             ElemAction::Mask(value) => {
                 let primitive_value = value.as_ref().filter(|_| !complex);
-                new = prefix(primitive_value.is_none() && !complex);
+                self.key_prefix(base, primitive_value.is_none() && !complex);
                 let one: &[u8] = primitive_value.map_or(MASKED, Vec::as_slice);
                 if array {
-                    new.push(b'[');
-                    new.extend_from_slice(one);
-                    new.push(b']');
+                    self.out.push(b'[');
+                    self.out.extend_from_slice(one);
+                    self.out.push(b']');
                 } else {
-                    new.extend_from_slice(one);
+                    self.out.extend_from_slice(one);
                 }
             }
             ElemAction::YearOnly => {
-                let years: Vec<Vec<u8>> = items
+                let mut years = items
                     .iter()
-                    .filter_map(|&(s, e)| year(self.bytes(s, e)))
-                    .collect();
-                if !years.is_empty() {
-                    new = prefix(false);
+                    .filter_map(|&(s, e)| year(input.get(s..e).unwrap_or_default()));
+                if let Some(first_year) = years.next() {
+                    self.key_prefix(base, false);
                     if array {
-                        new.push(b'[');
-                        new.extend_from_slice(&years.join(&b","[..]));
-                        new.push(b']');
-                    } else {
-                        new.extend_from_slice(&years.concat());
+                        self.out.push(b'[');
+                    }
+                    self.out.push(b'"');
+                    self.out.extend_from_slice(first_year);
+                    self.out.push(b'"');
+                    for y in years {
+                        self.out.extend_from_slice(b",\"");
+                        self.out.extend_from_slice(y);
+                        self.out.push(b'"');
+                    }
+                    if array {
+                        self.out.push(b']');
                     }
                 }
             }
         }
-        if new.is_empty() {
+        if self.out.len() == mark {
             self.changes += 1;
             return Ok(Out::Dropped);
         }
-        if new != original {
+        if self.out.written_from(mark) != original {
             self.changes += 1;
         }
-        self.out.extend_from_slice(&new);
         Ok(Out::Kept)
+    }
+
+    /// `"key":` or `"_key":`.
+    fn key_prefix(&mut self, base: &[u8], underscore: bool) {
+        self.out.push(b'"');
+        if underscore {
+            self.out.push(b'_');
+        }
+        self.out.extend_from_slice(base);
+        self.out.extend_from_slice(b"\":");
     }
 }
 
@@ -193,17 +219,13 @@ pub(super) fn merge(a: Option<ElemAction>, b: ElemAction) -> ElemAction {
     }
 }
 
-/// `"YYYY..."` cut to `"YYYY"`; `None` for anything that is not a date.
-fn year(raw: &[u8]) -> Option<Vec<u8>> {
+/// The year of `"YYYY..."`; `None` for anything that is not a date.
+fn year(raw: &[u8]) -> Option<&[u8]> {
     let digits = raw.get(1..5)?;
     if raw.first() != Some(&b'"') || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let mut out = Vec::with_capacity(6);
-    out.push(b'"');
-    out.extend_from_slice(digits);
-    out.push(b'"');
-    Some(out)
+    Some(digits)
 }
 
 fn is_mask(value: &[u8]) -> bool {

@@ -3,6 +3,7 @@
 
 use super::compile::{Plan, Selector};
 use super::outcome::{RedactError, Redacted};
+use super::output::Output;
 use super::path::Step;
 use super::scanner::{self, string_value, Index, Member};
 
@@ -55,7 +56,7 @@ pub(super) enum Out {
 
 pub(super) struct Walker<'a> {
     pub(super) input: &'a [u8],
-    pub(super) out: Vec<u8>,
+    pub(super) out: Output<'a>,
     pub(super) plan: &'a Plan,
     /// Changes to the resource being walked (not counting nested Bundle entries).
     pub(super) changes: usize,
@@ -80,13 +81,13 @@ impl Plan {
         scanner::validate_indexed(input, inner.max_depth, 0, &mut w.index)?;
         let s = scanner::skip_ws(input, 0);
         let e = scanner::skip_value_in(input, Some(&w.index), s);
-        w.out.extend_from_slice(input.get(..s).unwrap_or_default());
+        w.out.copy(0, s);
         match w.resource(s, e, true)? {
             Out::Hidden => return Ok(Redacted::Hidden),
             Out::Dropped => return Ok(Redacted::Hidden),
             Out::Kept => {}
         }
-        w.out.extend_from_slice(input.get(e..).unwrap_or_default());
+        w.out.copy(e, input.len());
         Ok(w.finish())
     }
 
@@ -107,7 +108,7 @@ impl Plan {
             let line = input.get(start..end).unwrap_or_default();
             let s = start + scanner::skip_ws(line, 0);
             if s == end {
-                w.out.extend_from_slice(line);
+                w.out.copy(start, end);
                 start = end;
                 continue;
             }
@@ -115,17 +116,48 @@ impl Plan {
             scanner::validate_indexed(line, inner.max_depth, start, &mut w.index)?;
             let e = scanner::skip_value_in(input, Some(&w.index), s);
             let mark = w.out.len();
-            w.out
-                .extend_from_slice(input.get(start..s).unwrap_or_default());
+            w.out.copy(start, s);
             match w.resource(s, e, false)? {
                 Out::Hidden | Out::Dropped => w.out.truncate(mark),
-                Out::Kept => w
-                    .out
-                    .extend_from_slice(input.get(e..end).unwrap_or_default()),
+                Out::Kept => w.out.copy(e, end),
             }
             start = end;
         }
         Ok(w.finish())
+    }
+}
+
+/// The walk's scratch vectors, kept per thread between bodies (a small body then allocates
+/// nothing but its output).
+#[derive(Default)]
+struct Pools {
+    members: Vec<Vec<Member>>,
+    states: Vec<Vec<St>>,
+    items: Vec<Vec<(usize, usize)>>,
+}
+
+/// Pools holding more vectors than this are not kept.
+const KEEP_POOLED: usize = 256;
+
+thread_local! {
+    static POOLS: std::cell::Cell<Option<Pools>> = const { std::cell::Cell::new(None) };
+}
+
+impl Drop for Walker<'_> {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.index).give_back();
+        let pools = Pools {
+            members: std::mem::take(&mut self.pool),
+            states: std::mem::take(&mut self.st_pool),
+            items: std::mem::take(&mut self.item_pool),
+        };
+        let big = |n: usize| n > KEEP_POOLED;
+        let large = pools.members.iter().any(|v| big(v.capacity()))
+            || pools.states.iter().any(|v| big(v.capacity()))
+            || pools.items.iter().any(|v| big(v.capacity()));
+        if !large && !big(pools.members.len() + pools.states.len() + pools.items.len()) {
+            POOLS.with(|p| p.set(Some(pools)));
+        }
     }
 }
 
@@ -135,31 +167,33 @@ pub(super) fn selector_step(sel: &Selector, pos: usize) -> Option<&Step> {
 
 impl<'a> Walker<'a> {
     fn new(input: &'a [u8], plan: &'a Plan) -> Self {
+        let pools = POOLS.with(std::cell::Cell::take).unwrap_or_default();
         Walker {
             input,
-            out: Vec::with_capacity(input.len() + 256),
+            out: Output::new(input),
             plan,
             changes: 0,
             altered: 0,
             hidden: 0,
-            pool: Vec::new(),
-            index: Index::default(),
-            st_pool: Vec::new(),
-            item_pool: Vec::new(),
+            pool: pools.members,
+            index: Index::take(),
+            st_pool: pools.states,
+            item_pool: pools.items,
         }
     }
 
-    fn finish(self) -> Redacted {
+    fn finish(mut self) -> Redacted {
         // Unchanged means the walk reproduced the input exactly; anything else is sent as
         // written (and the byte-exactness tests would catch a difference).
-        if self.altered == 0 && self.hidden == 0 && self.out == self.input {
-            Redacted::Unchanged
-        } else {
-            Redacted::Changed {
-                body: self.out,
-                altered: self.altered,
-                hidden: self.hidden,
-            }
+        let (altered, hidden) = (self.altered, self.hidden);
+        let out = std::mem::replace(&mut self.out, Output::new(self.input));
+        match out.into_changed() {
+            None if altered == 0 && hidden == 0 => Redacted::Unchanged,
+            body => Redacted::Changed {
+                body: body.unwrap_or_else(|| self.input.to_vec()),
+                altered,
+                hidden,
+            },
         }
     }
 
@@ -167,10 +201,9 @@ impl<'a> Walker<'a> {
         self.input.get(s..e).unwrap_or_default()
     }
 
+    #[inline]
     pub(super) fn copy(&mut self, s: usize, e: usize) {
-        let input = self.input;
-        self.out
-            .extend_from_slice(input.get(s..e).unwrap_or_default());
+        self.out.copy(s, e);
     }
 
     pub(super) fn members_of(&mut self, s: usize, e: usize) -> Vec<Member> {
@@ -238,13 +271,8 @@ impl<'a> Walker<'a> {
         let mut states = self.sts();
         states.extend(
             self.plan
-                .selectors
+                .selectors_for(&rt)
                 .iter()
-                .filter(|&&i| {
-                    self.plan
-                        .selector(i)
-                        .is_some_and(|sel| sel.root.as_ref().is_none_or(|r| r.as_bytes() == &*rt))
-                })
                 .map(|&i| St { sel: i, pos: 0 }),
         );
         let nested = root != Root::Other
@@ -329,7 +357,7 @@ impl<'a> Walker<'a> {
                             b"resourceType" => marks.after_type = Some(self.out.len()),
                             b"meta" => {
                                 // The member as written: key, colon, value.
-                                let written = self.out.get(mark..).unwrap_or_default();
+                                let written = self.out.written_from(mark);
                                 // After the gap (whitespace and a comma) comes the key.
                                 let key_start =
                                     written.iter().position(|&b| b == b'"').unwrap_or(0);

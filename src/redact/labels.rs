@@ -51,10 +51,11 @@ impl Walker<'_> {
         if self.input.get(ss) != Some(&b'[') {
             return Err(RedactError::NotFhir);
         }
-        let mut codings = Vec::new();
+        let mut codings = self.item_pool.pop().unwrap_or_default();
+        codings.clear();
         scanner::items_in(self.input, Some(&self.index), ss, se, &mut codings);
         let (mut hide, mut redacted) = (false, false);
-        for (cs, ce) in codings {
+        for &(cs, ce) in &codings {
             if self.input.get(cs) != Some(&b'{') {
                 continue;
             }
@@ -80,6 +81,7 @@ impl Walker<'_> {
                     && l.codes.iter().any(|c| c.as_bytes() == &*code)
             });
         }
+        self.item_pool.push(codings);
         Ok((hide, redacted))
     }
 }

@@ -186,28 +186,35 @@ impl<S: fmt::Debug> fmt::Debug for Redact<S> {
 
 /// Whether the request asks for something other than JSON (`_format`, `Accept`).
 fn wants_non_json<B>(request: &Request<B>) -> bool {
-    let format = request.uri().query().and_then(|q| {
-        q.split('&')
-            .find_map(|p| p.strip_prefix("_format="))
-            .map(|v| v.to_ascii_lowercase())
-    });
+    let format = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("_format=")));
     if let Some(f) = format {
-        return !f.contains("json");
+        return !contains_ignore_case(f.as_bytes(), b"json");
     }
-    match request
-        .headers()
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .map(|v| v.to_str().map(str::to_ascii_lowercase))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(values) if values.is_empty() => false,
-        Ok(values) => {
-            let all = values.join(",");
-            !(all.contains("json") || all.contains("*/*") || all.contains("application/*"))
+    let accept = request.headers().get_all(http::header::ACCEPT);
+    let mut values = 0usize;
+    for v in accept.iter() {
+        // A value that isn't visible ASCII can't be read: refuse rather than guess.
+        if v.to_str().is_err() {
+            return true;
         }
-        Err(_) => true,
+        values += 1;
     }
+    values > 0
+        && !accept.iter().any(|v| {
+            let v = v.as_bytes();
+            contains_ignore_case(v, b"json")
+                || contains_ignore_case(v, b"*/*")
+                || contains_ignore_case(v, b"application/*")
+        })
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for Redact<S>
@@ -281,13 +288,66 @@ pin_project! {
         Reading {
             #[pin]
             body: B,
-            buffer: Vec<u8>,
+            collected: Collected,
             limit: usize,
             parts: Option<http::response::Parts>,
             plan: Option<Plan>,
             ndjson: bool,
             hidden_status: StatusCode,
         },
+    }
+}
+
+/// The response body as read so far. A body that comes in one frame (most do) is kept as that
+/// frame, without a copy; one that comes in several is gathered into one buffer reserved once
+/// at the length it declared.
+#[derive(Debug)]
+struct Collected {
+    first: Bytes,
+    rest: Vec<u8>,
+    expected: usize,
+}
+
+impl Collected {
+    fn new(expected: usize) -> Self {
+        Collected {
+            first: Bytes::new(),
+            rest: Vec::new(),
+            expected,
+        }
+    }
+
+    fn len(&self) -> usize {
+        if self.rest.is_empty() {
+            self.first.len()
+        } else {
+            self.rest.len()
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        if self.first.is_empty() && self.rest.is_empty() {
+            self.first = data;
+            return;
+        }
+        if self.rest.is_empty() {
+            let first = std::mem::take(&mut self.first);
+            self.rest
+                .reserve_exact(self.expected.max(first.len() + data.len()));
+            self.rest.extend_from_slice(&first);
+        }
+        self.rest.extend_from_slice(&data);
+    }
+
+    fn take(&mut self) -> Bytes {
+        if self.rest.is_empty() {
+            std::mem::take(&mut self.first)
+        } else {
+            Bytes::from(std::mem::take(&mut self.rest))
+        }
     }
 }
 
@@ -362,20 +422,18 @@ fn body_kind(headers: &HeaderMap) -> BodyKind {
     let Ok(ct) = ct.to_str() else {
         return BodyKind::Other;
     };
-    let media = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match media.as_str() {
-        "application/fhir+ndjson" | "application/ndjson" | "application/x-ndjson" => {
-            BodyKind::Ndjson
-        }
-        "application/fhir+json" | "application/json" | "application/json+fhir" | "text/json" => {
-            BodyKind::Json
-        }
-        _ => BodyKind::Other,
+    let media = ct.split(';').next().unwrap_or("").trim();
+    let is = |name: &str| media.eq_ignore_ascii_case(name);
+    if is("application/fhir+ndjson") || is("application/ndjson") || is("application/x-ndjson") {
+        BodyKind::Ndjson
+    } else if is("application/fhir+json")
+        || is("application/json")
+        || is("application/json+fhir")
+        || is("text/json")
+    {
+        BodyKind::Json
+    } else {
+        BodyKind::Other
     }
 }
 
@@ -461,13 +519,16 @@ where
                         .get(CONTENT_LENGTH)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok());
-                    if declared.is_some_and(|len| len > limit as u64) {
+                    let at_least = body.size_hint().lower();
+                    if declared.is_some_and(|len| len > limit as u64) || at_least > limit as u64 {
                         return Poll::Ready(Ok(full_response(refusal(RedactRefusal::TooLarge))));
                     }
-                    let capacity = declared.map_or(0, |l| l as usize).min(limit);
+                    // The length the body says it has, to collect it into one buffer of that
+                    // size (never more than the limit).
+                    let expected = declared.unwrap_or(0).max(at_least).min(limit as u64);
                     State::Reading {
                         body,
-                        buffer: Vec::with_capacity(capacity),
+                        collected: Collected::new(usize::try_from(expected).unwrap_or(limit)),
                         limit,
                         parts: Some(parts),
                         plan: Some(plan),
@@ -477,7 +538,7 @@ where
                 }
                 StateProj::Reading {
                     mut body,
-                    buffer,
+                    collected,
                     limit,
                     parts,
                     plan,
@@ -489,12 +550,12 @@ where
                             None => break,
                             Some(Ok(frame)) => {
                                 if let Ok(data) = frame.into_data() {
-                                    if buffer.len() + data.len() > *limit {
+                                    if collected.len() + data.len() > *limit {
                                         return Poll::Ready(Ok(full_response(refusal(
                                             RedactRefusal::TooLarge,
                                         ))));
                                     }
-                                    buffer.extend_from_slice(&data);
+                                    collected.push(data);
                                 }
                             }
                             Some(Err(_)) => {
@@ -507,7 +568,7 @@ where
                     let (Some(mut parts), Some(plan)) = (parts.take(), plan.take()) else {
                         return Poll::Ready(Ok(full_response(refusal(RedactRefusal::Unreadable))));
                     };
-                    let bytes = std::mem::take(buffer);
+                    let bytes = collected.take();
                     let result = if *ndjson {
                         plan.redact_ndjson(&bytes)
                     } else {
@@ -518,7 +579,7 @@ where
                         Ok(Redacted::Hidden) => full_response(hidden(*hidden_status)),
                         Ok(Redacted::Unchanged) => {
                             parts.extensions.insert(RedactDecision::Unchanged);
-                            Response::from_parts(parts, FhirBody::full(Bytes::from(bytes)))
+                            Response::from_parts(parts, FhirBody::full(bytes))
                         }
                         Ok(Redacted::Changed {
                             body,

@@ -68,6 +68,7 @@ mod labels;
 mod layer;
 mod member;
 mod outcome;
+mod output;
 mod path;
 mod policy;
 mod scanner;

@@ -24,12 +24,29 @@ pub(crate) enum JsonError {
 /// Objects with more keys than this get a hash set for the duplicate check.
 const LINEAR_KEYS: usize = 16;
 
-struct Frame {
+pub(crate) struct Frame {
     object: bool,
     keys_start: usize,
     set: Option<HashSet<Vec<u8>>>,
     /// This container's slot in the [`Index`].
     slot: usize,
+    /// A bit per [`signature`] of the unescaped keys so far: a key whose bit is clear can't
+    /// repeat one of them, and is not compared.
+    seen: u64,
+    /// Whether a key so far had escapes (then every key is compared, decoded).
+    escapes: bool,
+}
+
+/// One of 64 bits for an unescaped key: equal keys have the same bit.
+#[inline]
+fn signature(raw: &[u8]) -> u64 {
+    let first = raw.first().copied().unwrap_or(0);
+    let last = raw.last().copied().unwrap_or(0);
+    let h = (raw.len() as u32)
+        .wrapping_mul(0x9E37_79B9)
+        .wrapping_add(u32::from(first).wrapping_mul(0x85EB_CA6B))
+        .wrapping_add(u32::from(last).wrapping_mul(0xC2B2_AE35));
+    1u64 << (h >> 26)
 }
 
 #[inline]
@@ -55,9 +72,22 @@ pub(crate) fn validate_indexed(
     index: &mut Index,
 ) -> Result<(), JsonError> {
     std::str::from_utf8(input).map_err(|_| JsonError::Syntax)?;
-    let mut stack: Vec<Frame> = Vec::new();
+    // The stacks are kept in the index between bodies, so a small body allocates nothing.
+    let (mut stack, mut keys) = index.take_stacks();
+    let result = validate_with(input, max_depth, base, index, &mut stack, &mut keys);
+    index.put_stacks(stack, keys);
+    result
+}
+
+fn validate_with(
+    input: &[u8],
+    max_depth: usize,
+    base: usize,
+    index: &mut Index,
+    stack: &mut Vec<Frame>,
     // Raw key spans of the open objects, in stack order.
-    let mut keys: Vec<Key> = Vec::new();
+    keys: &mut Vec<Key>,
+) -> Result<(), JsonError> {
     let mut i = skip_ws(input, 0);
     'value: loop {
         match input.get(i) {
@@ -76,8 +106,10 @@ pub(crate) fn validate_indexed(
                         keys_start: keys.len(),
                         set: None,
                         slot,
+                        seen: 0,
+                        escapes: false,
                     });
-                    i = key(input, i, &mut keys, &mut stack)?;
+                    i = key(input, i, keys, stack)?;
                     continue 'value;
                 }
             }
@@ -96,6 +128,8 @@ pub(crate) fn validate_indexed(
                         keys_start: keys.len(),
                         set: None,
                         slot,
+                        seen: 0,
+                        escapes: false,
                     });
                     continue 'value;
                 }
@@ -120,7 +154,7 @@ pub(crate) fn validate_indexed(
                 (_, Some(b',')) => {
                     i = skip_ws(input, i + 1);
                     if frame.object {
-                        i = key(input, i, &mut keys, &mut stack)?;
+                        i = key(input, i, keys, stack)?;
                     }
                     continue 'value;
                 }
@@ -137,7 +171,7 @@ pub(crate) fn validate_indexed(
 }
 
 /// A key of an open object: its raw content's span and whether it has escapes.
-struct Key {
+pub(crate) struct Key {
     start: usize,
     end: usize,
     escaped: bool,
@@ -172,7 +206,14 @@ fn key(
             return Err(JsonError::DuplicateKey);
         }
         frame.set = Some(set);
+    } else if !escaped && !frame.escapes && frame.seen & signature(raw) == 0 {
+        frame.seen |= signature(raw);
     } else {
+        if escaped {
+            frame.escapes = true;
+        } else {
+            frame.seen |= signature(raw);
+        }
         for k in keys.get(frame.keys_start..).unwrap_or(&[]) {
             // Unescaped keys of different lengths differ: no bytes to look at.
             if !escaped && !k.escaped && k.end - k.start != raw.len() {

@@ -2,19 +2,69 @@
 //! every container ends (filled by the validating scan, so a skipped subtree costs one lookup),
 //! and a word-at-a-time search for the bytes that end a run of string content.
 
+use super::scanner::{Frame, Key};
+
 /// Where every container of a validated text ends, so the walk skips an untouched object or
 /// array in one lookup instead of scanning its bytes again. Positions are absolute offsets in
 /// the body (`u32`: bodies over 4 GiB are walked without an index).
-#[derive(Debug, Default)]
+///
+/// Containers shorter than [`SMALL`] bytes are not kept: scanning one again costs about what a
+/// lookup does, and leaving them out keeps the index a small fraction of the body (the walk's
+/// memory is the body, the output and this index).
+#[derive(Default)]
 pub(crate) struct Index {
     starts: Vec<u32>,
     ends: Vec<u32>,
-    /// The slot last looked up: the walk goes forward, so the next container is usually
-    /// just after it.
+    /// The validating scan's stacks, kept for the next body.
+    frames: Vec<Frame>,
+    keys: Vec<Key>,
+    /// The slot after the one last looked up: the walk goes forward, so the next container
+    /// asked for is usually there.
     hint: std::cell::Cell<usize>,
 }
 
+/// Past this many containers, an index is not kept for another body (its memory goes back).
+const KEEP: usize = 4096;
+
+thread_local! {
+    /// One index per thread, reused: most bodies are small, and a reused index has its
+    /// vectors already allocated.
+    static SPARE: std::cell::Cell<Option<Index>> = const { std::cell::Cell::new(None) };
+}
+
+/// Containers shorter than this are left out of the [`Index`].
+pub(crate) const SMALL: usize = 128;
+
 impl Index {
+    /// This thread's spare index, empty, or a new one.
+    pub(crate) fn take() -> Index {
+        let mut index = SPARE.with(std::cell::Cell::take).unwrap_or_default();
+        index.clear();
+        index
+    }
+
+    /// Gives the index back to this thread for the next body, unless it grew large.
+    pub(crate) fn give_back(self) {
+        if self.starts.capacity() <= KEEP && self.frames.capacity() <= KEEP {
+            SPARE.with(|spare| spare.set(Some(self)));
+        }
+    }
+
+    pub(super) fn take_stacks(&mut self) -> (Vec<Frame>, Vec<Key>) {
+        let mut frames = std::mem::take(&mut self.frames);
+        let mut keys = std::mem::take(&mut self.keys);
+        frames.clear();
+        keys.clear();
+        (frames, keys)
+    }
+
+    pub(super) fn put_stacks(&mut self, mut frames: Vec<Frame>, mut keys: Vec<Key>) {
+        frames.clear();
+        keys.clear();
+        self.frames = frames;
+        self.keys = keys;
+    }
+
     pub(crate) fn clear(&mut self) {
         self.starts.clear();
         self.ends.clear();
@@ -30,7 +80,19 @@ impl Index {
         slot
     }
 
+    /// Records where the container of `slot` ends; forgets it if it is small. A small
+    /// container's descendants are smaller still and were forgotten before it, so its slot is
+    /// the last one.
     pub(super) fn close(&mut self, slot: usize, end: usize) {
+        let small = self
+            .starts
+            .get(slot)
+            .is_some_and(|&s| end.saturating_sub(s as usize) < SMALL);
+        if small && slot + 1 == self.starts.len() {
+            self.starts.pop();
+            self.ends.pop();
+            return;
+        }
         if let (Some(e), Ok(end)) = (self.ends.get_mut(slot), u32::try_from(end)) {
             *e = end;
         }
@@ -41,10 +103,25 @@ impl Index {
     pub(super) fn end(&self, start: usize) -> Option<usize> {
         let start = u32::try_from(start).ok()?;
         let hint = self.hint.get();
-        let near = (hint..hint.saturating_add(4)).find(|&k| self.starts.get(k) == Some(&start));
-        let slot = match near {
-            Some(k) => k,
-            None => self.starts.binary_search(&start).ok()?,
+        let slot = match self.starts.get(hint) {
+            Some(&at) if at == start => hint,
+            // Between the slot before the hint and the hint: not indexed (a small container).
+            Some(&at)
+                if at > start
+                    && hint
+                        .checked_sub(1)
+                        .and_then(|p| self.starts.get(p))
+                        .is_none_or(|&b| b < start) =>
+            {
+                return None;
+            }
+            _ => match self.starts.binary_search(&start) {
+                Ok(k) => k,
+                Err(k) => {
+                    self.hint.set(k);
+                    return None;
+                }
+            },
         };
         self.hint.set(slot + 1);
         self.ends
