@@ -64,6 +64,7 @@ mod check;
 mod compile;
 mod edit;
 mod engine;
+mod heads;
 mod labels;
 mod layer;
 mod member;
