@@ -75,6 +75,7 @@ mod policy;
 mod scanner;
 mod search_guard;
 mod skip;
+mod strings;
 
 pub use builder::RedactorBuilder;
 #[cfg(feature = "smart")]

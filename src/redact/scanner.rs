@@ -7,7 +7,7 @@
 
 use super::skip::string_stop;
 pub(crate) use super::skip::Index;
-use std::borrow::Cow;
+pub(crate) use super::strings::{decode, string_value};
 use std::collections::HashSet;
 
 /// Why a body is not JSON the redactor accepts.
@@ -338,12 +338,13 @@ pub(crate) fn skip_value(input: &[u8], i: usize) -> usize {
 /// [`skip_value`], looking containers up in `index` when given.
 #[inline]
 pub(crate) fn skip_value_in(input: &[u8], index: Option<&Index>, i: usize) -> usize {
-    if let Some(end) = index.and_then(|x| x.end(i)) {
-        return end;
-    }
     match input.get(i) {
         Some(b'"') => skip_string(input, i),
         Some(b'{' | b'[') => {
+            // Only containers are indexed: a primitive's lookup would only cost a search.
+            if let Some(end) = index.and_then(|x| x.end(i)) {
+                return end;
+            }
             let mut depth = 0usize;
             let mut j = i;
             while let Some(&b) = input.get(j) {
@@ -463,68 +464,6 @@ pub(crate) fn items_in(
     }
 }
 
-/// The unescaped bytes of a string's raw content.
-pub(crate) fn decode(raw: &[u8]) -> Cow<'_, [u8]> {
-    if !raw.contains(&b'\\') {
-        return Cow::Borrowed(raw);
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while let Some(&b) = raw.get(i) {
-        if b != b'\\' {
-            out.push(b);
-            i += 1;
-            continue;
-        }
-        let simple = match raw.get(i + 1) {
-            Some(b'n') => Some(b'\n'),
-            Some(b't') => Some(b'\t'),
-            Some(b'r') => Some(b'\r'),
-            Some(b'b') => Some(8),
-            Some(b'f') => Some(12),
-            Some(b'u') => None,
-            Some(&c) => Some(c),
-            None => break,
-        };
-        if let Some(c) = simple {
-            out.push(c);
-            i += 2;
-            continue;
-        }
-        let mut unit = hex4(raw, i + 2);
-        i += 6;
-        let mut code = unit.map(u32::from);
-        if let Some(hi @ 0xD800..=0xDBFF) = unit {
-            if raw.get(i) == Some(&b'\\') && raw.get(i + 1) == Some(&b'u') {
-                unit = hex4(raw, i + 2);
-                if let Some(lo @ 0xDC00..=0xDFFF) = unit {
-                    code =
-                        Some(0x10000 + ((u32::from(hi) - 0xD800) << 10) + (u32::from(lo) - 0xDC00));
-                    i += 6;
-                }
-            }
-        }
-        let c = code.and_then(char::from_u32).unwrap_or('\u{FFFD}');
-        let mut buf = [0u8; 4];
-        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-    }
-    Cow::Owned(out)
-}
-
-fn hex4(raw: &[u8], i: usize) -> Option<u16> {
-    let text = std::str::from_utf8(raw.get(i..i + 4)?).ok()?;
-    u16::from_str_radix(text, 16).ok()
-}
-
-/// The decoded content of the string value `[s, e)` (quotes included), or `None` if it isn't a
-/// string.
-pub(crate) fn string_value(input: &[u8], s: usize, e: usize) -> Option<Cow<'_, [u8]>> {
-    if input.get(s) != Some(&b'"') || e < s + 2 {
-        return None;
-    }
-    Some(decode(input.get(s + 1..e - 1)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,11 +531,6 @@ mod tests {
         assert_eq!(validate(deep.as_bytes(), 100), Err(JsonError::TooDeep));
         let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
         assert_eq!(validate(ok.as_bytes(), 100), Ok(()));
-    }
-
-    #[test]
-    fn decodes_escapes() {
-        assert_eq!(&*decode(br"a\n\u00e9\ud83d\ude00\/"), "a\né😀/".as_bytes());
     }
 
     proptest::proptest! {

@@ -115,6 +115,34 @@ impl Index {
             {
                 return None;
             }
+            // Past the hint: the walk skipped some indexed containers (nested in a skipped
+            // one), usually few, so gallop forward rather than search everything.
+            Some(&at) if at < start => {
+                let mut lo = hint;
+                let mut step = 1;
+                let hi = loop {
+                    let probe = lo.saturating_add(step);
+                    match self.starts.get(probe) {
+                        Some(&b) if b < start => {
+                            lo = probe;
+                            step = step.saturating_mul(2);
+                        }
+                        _ => break probe.saturating_add(1).min(self.starts.len()),
+                    }
+                };
+                let from = lo + 1;
+                match self.starts.get(from..hi).map(|r| r.binary_search(&start)) {
+                    Some(Ok(k)) => from + k,
+                    Some(Err(k)) => {
+                        self.hint.set(from + k);
+                        return None;
+                    }
+                    None => {
+                        self.hint.set(self.starts.len());
+                        return None;
+                    }
+                }
+            }
             _ => match self.starts.binary_search(&start) {
                 Ok(k) => k,
                 Err(k) => {
@@ -205,6 +233,43 @@ mod tests {
         scanner::validate_indexed(text, 10, 0, &mut index).unwrap();
         for i in 0..text.len() {
             if matches!(text[i], b'{' | b'[') {
+                assert_eq!(
+                    scanner::skip_value_in(text, Some(&index), i),
+                    scanner::skip_value(text, i),
+                    "{i}"
+                );
+            }
+        }
+    }
+
+    /// Lookups in any order (forward jumps past indexed containers, backward jumps, primitives)
+    /// give what a scan without the index gives.
+    #[test]
+    fn index_lookups_in_any_order_agree_with_a_scan() {
+        let pad = "x".repeat(SMALL);
+        let inner: Vec<String> = (0..40)
+            .map(|k| format!(r#"{{"k":"{pad}","a":[{k},{{"b":"{pad}"}},[1,[2]]],"s":{{}}}}"#))
+            .collect();
+        let text = format!(r#"{{"e":[{}],"t":1,"u":"{pad}"}}"#, inner.join(","));
+        let text = text.as_bytes();
+        let mut index = Index::default();
+        scanner::validate_indexed(text, 10, 0, &mut index).unwrap();
+        let starts: Vec<usize> = (0..text.len())
+            .filter(|&i| matches!(text[i], b'{' | b'[' | b'"' | b'0'..=b'9'))
+            .collect();
+        let orders: [Vec<usize>; 4] = [
+            starts.clone(),
+            starts.iter().rev().copied().collect(),
+            starts.iter().step_by(7).copied().collect(),
+            starts
+                .iter()
+                .step_by(3)
+                .chain(starts.iter().step_by(5))
+                .copied()
+                .collect(),
+        ];
+        for order in orders {
+            for &i in &order {
                 assert_eq!(
                     scanner::skip_value_in(text, Some(&index), i),
                     scanner::skip_value(text, i),
