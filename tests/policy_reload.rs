@@ -13,6 +13,7 @@ use fhirwall::policy::{PolicyHandle, PolicyVersion};
 use http::{Request, StatusCode};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
@@ -156,11 +157,20 @@ async fn concurrent_traffic_sees_one_whole_policy_per_request() {
 
     // Which resource type each version in force served: odd versions Patient, even Observation.
     let in_force: Arc<Mutex<BTreeSet<u64>>> = Arc::new(Mutex::new(BTreeSet::from([1])));
+    // Each reload waits for 60 more requests to be served, so the reloads always fall in the
+    // middle of the traffic (30 rounds wait for at most 1,800 of the 2,400 requests), however
+    // fast or slow the machine is.
+    let served = Arc::new(AtomicUsize::new(0));
     let reloader = {
         let handle = handle.clone();
         let in_force = in_force.clone();
+        let served = served.clone();
         tokio::spawn(async move {
             for round in 0..30u64 {
+                let due = usize::try_from(round + 1).unwrap() * 60;
+                while served.load(Ordering::Acquire) < due {
+                    tokio::task::yield_now().await;
+                }
                 if round % 3 == 2 {
                     let before = handle.version();
                     let e = handle.reload_from(&invalid).unwrap_err();
@@ -187,16 +197,27 @@ async fn concurrent_traffic_sees_one_whole_policy_per_request() {
     let mut tasks = Vec::new();
     for task in 0..16 {
         let app = app.clone();
+        let served = served.clone();
+        let handle = handle.clone();
         tasks.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             for i in 0..150 {
+                // Half way, wait for the first reload (due after 60 of the first 1,200
+                // requests), so every run sees more than one version whatever the timing.
+                if i == 75 {
+                    while handle.version() < 2 {
+                        tokio::task::yield_now().await;
+                    }
+                }
                 let path = if (task + i) % 2 == 0 {
                     "/fhir/Patient/1"
                 } else {
                     "/fhir/Observation/1"
                 };
                 let (status, version, echoed) = get_path(&app, path).await;
+                served.fetch_add(1, Ordering::Release);
                 seen.push((path, status, version, echoed));
+                tokio::task::yield_now().await;
             }
             seen
         }));
@@ -237,5 +258,6 @@ async fn concurrent_traffic_sees_one_whole_policy_per_request() {
     }
     assert_eq!(total, 16 * 150);
     assert_eq!(handle.version(), 21, "20 valid reloads after version 1");
-    assert!(versions.contains(&1) || versions.len() > 1, "{versions:?}");
+    // The first 60 requests ran under version 1 and later ones under later versions.
+    assert!(versions.contains(&1) && versions.len() > 1, "{versions:?}");
 }
