@@ -71,7 +71,13 @@ pub(crate) struct RouteGroup {
 /// Whether `path` is `prefix` or below it, on a segment boundary (`/fhir` covers `/fhir/x`,
 /// not `/fhirx`).
 pub(crate) fn under(path: &str, prefix: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
+    // Checked before trimming: prefixes rarely end in `/`, and this runs several times per
+    // request.
+    let prefix = if prefix.ends_with('/') {
+        prefix.trim_end_matches('/')
+    } else {
+        prefix
+    };
     if prefix.is_empty() {
         return true;
     }

@@ -94,7 +94,8 @@ impl std::fmt::Display for FirewallRefusal {
 /// The firewall's decision, on the response extensions for the audit layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FirewallDecision {
-    /// Passed every rule.
+    /// Passed every rule. Put on a response only under a deprecated prefix: a pass on a live
+    /// route carries no decision, so the audit layer finds refusals and deprecations alone.
     Allowed {
         /// Whether the route is deprecated (it got `Deprecation`/`Sunset` headers).
         deprecated: bool,

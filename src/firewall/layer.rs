@@ -4,7 +4,7 @@ use super::allowlist::{rule_for, under, IpRule, RouteGroup};
 use super::decision::{FirewallDecision, FirewallRefusal};
 use super::routes::{RouteCheck, RouteInventory};
 use super::sunset::{Clock, Sunset, SunsetHeaders, SystemClock};
-use super::transport::{is_phi, strip_server_headers, TransportPolicy};
+use super::transport::{strip_server_headers, ResponseHeads, TransportPolicy};
 use super::window::AccessWindow;
 use crate::body::FhirBody;
 use crate::net::{remote_addr, TrustedProxies};
@@ -237,8 +237,9 @@ struct EdgeHeaders {
     referrer_policy: HeaderValue,
     /// `Some` when TLS is required.
     hsts: Option<HeaderValue>,
-    /// Under a deprecated prefix.
-    sunset: Option<SunsetHeaders>,
+    /// Under a deprecated prefix; boxed so the future every request carries stays small
+    /// (it is moved a few times on its way to the executor) for the rare deprecated route.
+    sunset: Option<Box<SunsetHeaders>>,
 }
 
 impl EdgeHeaders {
@@ -249,17 +250,19 @@ impl EdgeHeaders {
         use http::header::{
             CACHE_CONTROL, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
         };
+        let heads = ResponseHeads::scan(headers);
+        if heads.names_server {
+            strip_server_headers(headers);
+        }
         if let Some(sunset) = self.sunset {
             sunset.apply(headers);
         }
-        if is_phi(headers) {
-            // One lookup for "absent? then insert".
-            if let http::header::Entry::Vacant(v) = headers.entry(CACHE_CONTROL) {
-                v.insert(HeaderValue::from_static("no-store"));
-            }
+        // Known absent, so appended without looking again.
+        if heads.phi && !heads.cache_control {
+            headers.append(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-        if let http::header::Entry::Vacant(v) = headers.entry(REFERRER_POLICY) {
-            v.insert(self.referrer_policy);
+        if !heads.referrer_policy {
+            headers.append(REFERRER_POLICY, self.referrer_policy);
         }
         headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if let Some(hsts) = self.hsts {
@@ -319,7 +322,7 @@ impl Config {
             hsts: t.require_tls.then(|| t.hsts.clone()),
             sunset: sunset
                 .and_then(|i| self.sunsets.get(i))
-                .map(Sunset::headers),
+                .map(|s| Box::new(s.headers())),
         })
     }
 
@@ -485,7 +488,6 @@ where
         match self.project().state.project() {
             StateProj::Refused { refusal, headers } => {
                 let mut response = refusal.to_response();
-                strip_server_headers(response.headers_mut());
                 if let Some(mut h) = headers.take() {
                     if matches!(refusal, FirewallRefusal::PlainHttp) {
                         // RFC 6797 §7.2: never sent over a non-secure transport.
@@ -499,11 +501,15 @@ where
                 let mut response = ready!(future.poll(cx))?;
                 if let Some(h) = headers.take() {
                     let deprecated = h.sunset.is_some();
-                    strip_server_headers(response.headers_mut());
                     h.apply(response.headers_mut());
-                    response
-                        .extensions_mut()
-                        .insert(FirewallDecision::Allowed { deprecated });
+                    // Only a deprecated pass is worth a decision: the audit layer records
+                    // refusals and deprecations, and the first extension would allocate the
+                    // response's extension map on every allowed request.
+                    if deprecated {
+                        response
+                            .extensions_mut()
+                            .insert(FirewallDecision::Allowed { deprecated });
+                    }
                 }
                 Poll::Ready(Ok(response.map(FhirBody::inner)))
             }

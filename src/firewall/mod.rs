@@ -13,9 +13,10 @@
 //! | trusted client outside its networks, or outside its [`AccessWindow`] | 403 `forbidden` |
 //!
 //! Every refusal is an `OperationOutcome` with a [`FirewallDecision`] on the response
-//! extensions; passed responses get [`FirewallDecision::Allowed`], `Deprecation`/`Sunset`/`Link`
-//! under a deprecated prefix, the security headers ([`SecurityHeaders`]),
-//! and lose `Server` and `X-Powered-By`.
+//! extensions. Passed responses get the security headers ([`SecurityHeaders`]) and lose
+//! `Server` and `X-Powered-By`; under a deprecated prefix they also get
+//! `Deprecation`/`Sunset`/`Link` and [`FirewallDecision::Allowed`] (a pass on a live route
+//! carries no decision: its absence costs nothing on every request).
 //!
 //! The client address comes from the connection ([`crate::net::remote_addr`]); forwarded
 //! addresses and `X-Forwarded-Proto` only from [`TrustedProxies`](crate::net::TrustedProxies).

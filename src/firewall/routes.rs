@@ -346,12 +346,7 @@ impl RouteInventory {
     fn quick(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<RouteCheck> {
         if (*method != Method::GET && *method != Method::HEAD)
             || uri.query().is_some_and(|q| !q.is_empty())
-            || METHOD_OVERRIDE_HEADERS
-                .iter()
-                .any(|h| headers.contains_key(h))
-            || headers
-                .get(http::header::IF_MATCH)
-                .is_some_and(|v| v.to_str().is_err())
+            || !plain_read_headers(headers)
         {
             return None;
         }
@@ -495,6 +490,18 @@ impl RouteInventory {
 
 /// The headers the classifier refuses as method overrides (a request wearing one is judged by
 /// the classifier, never by [`RouteInventory::quick`]).
+/// No method-override header and no unreadable `If-Match`: one pass over the request's
+/// names, cheaper than four hash lookups (three of long custom names).
+fn plain_read_headers(headers: &HeaderMap) -> bool {
+    headers.iter().all(|(name, value)| {
+        if name == http::header::IF_MATCH {
+            value.to_str().is_ok()
+        } else {
+            !METHOD_OVERRIDE_HEADERS.contains(name)
+        }
+    })
+}
+
 const METHOD_OVERRIDE_HEADERS: [http::HeaderName; 3] = [
     http::HeaderName::from_static("x-http-method-override"),
     http::HeaderName::from_static("x-http-method"),

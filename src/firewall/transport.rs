@@ -127,26 +127,65 @@ impl<B> MakeHeaderValue<Response<B>> for PhiNoStore {
 
 /// Whether a response may carry PHI: FHIR or JSON (NDJSON too) content, or no content type.
 pub(crate) fn is_phi(headers: &HeaderMap) -> bool {
-    match headers.get(http::header::CONTENT_TYPE) {
-        None => true,
-        Some(ct) => {
-            let ct = ct.as_bytes();
-            ct.starts_with(b"application/fhir")
-                || ct.starts_with(b"application/json")
-                || ct.starts_with(b"application/x-ndjson")
-                || ct.starts_with(b"application/ndjson")
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_none_or(|ct| is_phi_type(ct.as_bytes()))
+}
+
+/// What the security headers depend on in a response's headers, found in one pass over the
+/// few names a response has (cheaper than a hash lookup per question).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ResponseHeads {
+    /// `Server`, `X-Powered-By` or `X-AspNet-Version` is present.
+    pub(crate) names_server: bool,
+    /// The response may carry PHI (see [`is_phi`]).
+    pub(crate) phi: bool,
+    /// `Cache-Control` is present.
+    pub(crate) cache_control: bool,
+    /// `Referrer-Policy` is present.
+    pub(crate) referrer_policy: bool,
+}
+
+// Names as constants: a `&str` name would be parsed again on every response.
+const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
+const X_ASPNET_VERSION: HeaderName = HeaderName::from_static("x-aspnet-version");
+
+impl ResponseHeads {
+    pub(crate) fn scan(headers: &HeaderMap) -> Self {
+        use http::header::{CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY, SERVER};
+        let mut heads = ResponseHeads {
+            phi: true,
+            ..ResponseHeads::default()
+        };
+        let mut seen_content_type = false;
+        for (name, value) in headers {
+            if name == CONTENT_TYPE {
+                // The first value decides, as `HeaderMap::get` would.
+                if !seen_content_type {
+                    heads.phi = is_phi_type(value.as_bytes());
+                    seen_content_type = true;
+                }
+            } else if name == CACHE_CONTROL {
+                heads.cache_control = true;
+            } else if name == REFERRER_POLICY {
+                heads.referrer_policy = true;
+            } else if name == SERVER || name == X_POWERED_BY || name == X_ASPNET_VERSION {
+                heads.names_server = true;
+            }
         }
+        heads
     }
+}
+
+fn is_phi_type(ct: &[u8]) -> bool {
+    ct.starts_with(b"application/fhir")
+        || ct.starts_with(b"application/json")
+        || ct.starts_with(b"application/x-ndjson")
+        || ct.starts_with(b"application/ndjson")
 }
 
 /// Removes headers that name the server software.
 pub(crate) fn strip_server_headers(headers: &mut HeaderMap) {
-    // Names as constants: a `&str` name would be parsed again on every response.
-    const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
-    const X_ASPNET_VERSION: HeaderName = HeaderName::from_static("x-aspnet-version");
-    if headers.is_empty() {
-        return;
-    }
     headers.remove(http::header::SERVER);
     headers.remove(X_POWERED_BY);
     headers.remove(X_ASPNET_VERSION);
