@@ -75,6 +75,8 @@
 pub mod audit;
 pub mod body;
 pub mod classify;
+#[cfg(any(feature = "audit", feature = "limit"))]
+mod decimal;
 pub mod fhir;
 #[cfg(feature = "firewall")]
 pub mod firewall;

@@ -167,20 +167,8 @@ fn address(out: &mut Vec<u8>, ip: std::net::IpAddr) {
 }
 
 /// `n` in decimal.
-fn number(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        if let Some(d) = digits.get_mut(at) {
-            *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
-        }
-        n /= 10;
-        if n == 0 || at == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(crate::decimal::Decimal::new(n).as_bytes());
 }
 
 #[cfg(test)]

@@ -390,24 +390,8 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
 }
 
 /// `n` in decimal, zero-padded to at least `width` digits.
-fn push_padded(out: &mut String, mut n: u64, width: u32) {
-    // Filled from the right, one division per digit.
-    let mut digits = [b'0'; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        if let Some(d) = digits.get_mut(at) {
-            *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
-        }
-        n /= 10;
-        if n == 0 || at == 0 {
-            break;
-        }
-    }
-    let width = usize::try_from(width).unwrap_or(0).min(digits.len());
-    let from = at.min(digits.len() - width);
-    let text = digits.get(from..).unwrap_or_default();
-    out.push_str(std::str::from_utf8(text).unwrap_or(""));
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    out.push_str(crate::decimal::Decimal::padded(n, width).as_str());
 }
 
 /// Room for a typical record, so serialising it doesn't grow the buffer again and again.

@@ -8,12 +8,12 @@
 //! (`qu="concurrent-requests"`).
 
 use super::gcra::{Rate, Verdict};
+use crate::decimal::Decimal;
 use crate::fhir::{IssueType, OperationOutcome};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
-use std::fmt::Write;
 use std::time::Duration;
 
 /// `RateLimit-Policy`.
@@ -37,31 +37,37 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
-        let mut policy = String::new();
-        let mut state = String::new();
+        // Written piece by piece: this runs on every response, and `write!` goes through the
+        // formatting machinery for each number.
+        let mut policy = String::with_capacity(96);
+        let mut state = String::with_capacity(96);
         for (name, entry) in [("requests", self.requests), ("resources", self.resources)] {
             if let Some((rate, v)) = entry {
-                sep(&mut policy);
-                sep(&mut state);
-                let _ = write!(
-                    policy,
-                    "\"{name}\";q={};w={}",
-                    rate.limit(),
-                    rate.window_secs()
+                item(
+                    &mut policy,
+                    name,
+                    ("q", rate.limit()),
+                    ("w", rate.window_secs()),
                 );
-                let _ = write!(
-                    state,
-                    "\"{name}\";r={};t={}",
-                    v.remaining,
-                    ceil_secs(v.reset, 0)
+                item(
+                    &mut state,
+                    name,
+                    ("r", v.remaining),
+                    ("t", ceil_secs(v.reset, 0)),
                 );
             }
         }
         if let Some((max, used)) = self.concurrency {
             sep(&mut policy);
-            sep(&mut state);
-            let _ = write!(policy, "\"concurrency\";q={max};qu=\"concurrent-requests\"");
-            let _ = write!(state, "\"concurrency\";r={};t=0", max.saturating_sub(used));
+            policy.push_str("\"concurrency\";q=");
+            policy.push_str(Decimal::new(u64::from(max)).as_str());
+            policy.push_str(";qu=\"concurrent-requests\"");
+            item(
+                &mut state,
+                "concurrency",
+                ("r", u64::from(max.saturating_sub(used))),
+                ("t", 0),
+            );
         }
         if let (Ok(p), Ok(s)) = (
             HeaderValue::from_str(&policy),
@@ -73,6 +79,21 @@ impl Snapshot {
             }
         }
     }
+}
+
+/// One list item, `"name";a=1;b=2`, after a separator when the list has items already.
+fn item(out: &mut String, name: &str, (a, x): (&str, u64), (b, y): (&str, u64)) {
+    sep(out);
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\";");
+    out.push_str(a);
+    out.push('=');
+    out.push_str(Decimal::new(x).as_str());
+    out.push(';');
+    out.push_str(b);
+    out.push('=');
+    out.push_str(Decimal::new(y).as_str());
 }
 
 fn sep(s: &mut String) {

@@ -3,7 +3,11 @@
 //! Each decision is one `EVALSHA` of a Lua script (loaded once, reloaded by itself after a
 //! Redis restart) that runs the same GCRA as [`MemoryStore`] atomically inside Redis, on Redis'
 //! clock (`TIME`, microseconds), so replicas with skewed clocks still agree. Every key expires
-//! when its budget is whole again, so Redis holds only clients that spent recently. Keys are
+//! one to three seconds after its budget is whole again, so Redis holds only clients that spent
+//! recently. The scripts do only what must happen inside Redis (read the clock and the budgets,
+//! decide, spend); the store works out the numbers of the answer from how much of each budget
+//! was in use, because every number a script converts or replies costs Redis more than the
+//! arithmetic. Keys are
 //! `<prefix>{<client key>}:q` (requests) and `…:r` (resources); the `{…}` hash tag keeps a
 //! client's keys in one Redis Cluster slot.
 //!
@@ -28,65 +32,78 @@ use std::time::Duration;
 /// clamped to 2^50 µs (35 years), so `now + tolerance` and every product stay exact.
 const MAX_MICROS: u64 = 1 << 50;
 
-/// `admit`: KEYS are the budgets' keys, one per budget (a TAT in µs on Redis' clock).
-/// ARGV[1] says which: `1` the request budget (KEYS[1]; ARGV[2..4] = T, tau, cost), `2` the
-/// resource budget (KEYS[1]; ARGV[5..6] = T, tau), `3` both (KEYS[1] requests, KEYS[2]
-/// resources). The resource budget is only peeked (is one unit free?); the request's cost is
-/// spent all-or-nothing, and only when the resource budget has a unit. Returns eight integers:
-/// the request's allowed, remaining, reset (µs), retry (µs), then the same for resources.
-/// Kept to one TIME, one GET or MGET and at most one SET: each `redis.call` costs Redis more
-/// than the arithmetic.
-const ADMIT: &str = r"
+/// `request` (a request budget alone): KEYS[1] holds the budget's TAT (µs on Redis' clock);
+/// ARGV[1] is the most of the budget that may be in use for the cost to fit (`tau - cost·T`,
+/// negative when it never fits), ARGV[2] the cost in µs (`cost·T`; 0 spends nothing). Spends the
+/// cost when it fits and replies how much of the budget was in use before (µs), or `-1 - used`
+/// when it does not fit. The client works out remaining, reset and retry from that (see
+/// [`Budget::verdict`]): the script keeps to what must happen inside Redis, because Redis spends
+/// more on each Lua number conversion and each reply element than on the arithmetic. Arguments
+/// are read as `0 + ARGV[i]`, one parse, where Lua 5.1's `tonumber` parses twice.
+///
+/// The key's expiry is kept at least one whole second past the end of the second its TAT falls
+/// in (so the key outlives its TAT by 1–3 s): a write whose new TAT falls in the same second as
+/// the old one adds the difference to it (`INCRBY`, which keeps the key's expiry and costs Redis
+/// much less than `SET … PX`); any other sets TAT and expiry anew.
+const REQUEST: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
-local mode = ARGV[1]
-local qtat, rtat
-if mode == '3' then
-  local v = redis.call('MGET', KEYS[1], KEYS[2])
-  qtat, rtat = tonumber(v[1]), tonumber(v[2])
-elseif mode == '1' then
-  qtat = tonumber(redis.call('GET', KEYS[1]))
-else
-  rtat = tonumber(redis.call('GET', KEYS[1]))
-end
-local out = {0, 0, 0, 0, 0, 0, 0, 0}
-local ok = true
-if mode ~= '1' then
-  local T, tau = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local used = 0
-  if rtat and rtat > now then used = rtat - now end
-  local free = 0
-  if used < tau then free = math.floor((tau - used) / T) end
-  ok = free >= 1
-  out[6] = free
-  out[7] = used
-  if ok then out[5] = 1 elseif T > tau then out[8] = tau else out[8] = used + T - tau end
-end
-if mode ~= '2' then
-  local T, tau, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-  local used = 0
-  if qtat and qtat > now then used = qtat - now end
-  local free = 0
-  if used < tau then free = math.floor((tau - used) / T) end
-  -- Without a resource unit nothing is spent: the answer is a one-unit peek.
-  if not ok then cost = 1 end
-  out[2] = free
-  out[3] = used
-  if cost <= free then
-    out[1] = 1
-    if ok and cost > 0 then
-      local reset = used + cost * T
-      out[2] = free - cost
-      out[3] = reset
-      redis.call('SET', KEYS[1], string.format('%d', now + reset), 'PX', math.floor(reset / 1000) + 1000)
-    end
-  elseif cost * T > tau then
-    out[4] = tau
+local tat = tonumber(redis.call('GET', KEYS[1]))
+local used = 0
+if tat and tat > now then used = tat - now end
+if used > 0 + ARGV[1] then return -1 - used end
+local spend = 0 + ARGV[2]
+if spend > 0 then
+  local new = now + used + spend
+  local s = new - new % 1000000
+  if tat and tat >= s then
+    redis.call('INCRBY', KEYS[1], new - tat)
   else
-    out[4] = used + cost * T - tau
+    redis.call('SET', KEYS[1], string.format('%d', new), 'PX', (s / 1000000 - t[1]) * 1000 + 2000)
   end
 end
-return out
+return used
+";
+
+/// `resources` (a resource budget alone, only peeked): replies how much of the budget in
+/// KEYS[1] is in use (µs).
+const RESOURCES: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat and tat > now then return tat - now end
+return 0
+";
+
+/// `both`: KEYS[1] the request budget, KEYS[2] the resource budget. ARGV[1..2] as in
+/// [`REQUEST`], ARGV[3] the most of the resource budget that may be in use for one unit to be
+/// free, ARGV[4] the same for one unit of the request budget. The request's cost is spent only
+/// when the resource budget has a unit; without one the request budget is only peeked for one
+/// unit. Replies the request's answer as [`REQUEST`] does and the resource budget's use (µs).
+const BOTH: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local v = redis.call('MGET', KEYS[1], KEYS[2])
+local tat, rtat = tonumber(v[1]), tonumber(v[2])
+local used, rused = 0, 0
+if tat and tat > now then used = tat - now end
+if rtat and rtat > now then rused = rtat - now end
+if rused > 0 + ARGV[3] then
+  if used > 0 + ARGV[4] then return {-1 - used, rused} end
+  return {used, rused}
+end
+if used > 0 + ARGV[1] then return {-1 - used, rused} end
+local spend = 0 + ARGV[2]
+if spend > 0 then
+  local new = now + used + spend
+  local s = new - new % 1000000
+  if tat and tat >= s then
+    redis.call('INCRBY', KEYS[1], new - tat)
+  else
+    redis.call('SET', KEYS[1], string.format('%d', new), 'PX', (s / 1000000 - t[1]) * 1000 + 2000)
+  end
+end
+return {used, rused}
 ";
 
 /// `take`: spends ARGV[3] units (or with ARGV[4] = `1` as many as are free) of the budget in
@@ -94,7 +111,7 @@ return out
 const TAKE: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
-local T, tau, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local T, tau, cost = 0 + ARGV[1], 0 + ARGV[2], 0 + ARGV[3]
 local tat = tonumber(redis.call('GET', KEYS[1]))
 local used = 0
 if tat and tat > now then used = tat - now end
@@ -181,7 +198,9 @@ pub struct RedisConnectError(String);
 
 struct Inner {
     conn: ConnectionManager,
-    admit: Script,
+    request: Script,
+    resources: Script,
+    both: Script,
     take: Script,
     config: RedisStoreConfig,
     failures: AtomicU64,
@@ -221,6 +240,86 @@ fn verdict(granted: u64, allowed: bool, remaining: i64, reset_us: i64, retry_us:
     }
 }
 
+/// What the scripts are told for "any cost fits" (a cost of 0): more than any budget's use.
+const ALWAYS_FITS: i64 = 1 << 53;
+
+/// One budget in microseconds (`T` ≥ 1, `T` ≤ `tau` ≤ 2^50): what the admission scripts are
+/// told, and the GCRA numbers worked out from their answer, the same as the in-memory step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Budget {
+    t: u64,
+    tau: u64,
+}
+
+impl Budget {
+    fn of(rate: &Rate) -> Self {
+        let (t, tau) = micros(rate);
+        Budget { t, tau }
+    }
+
+    /// `cost·T` when the cost can ever fit (at most `tau`).
+    fn need(self, cost: u64) -> Option<u64> {
+        let need = u128::from(cost) * u128::from(self.t);
+        u64::try_from(need).ok().filter(|&n| n <= self.tau)
+    }
+
+    /// The script's arguments for `cost`: the most of the budget that may be in use for the
+    /// cost to fit (`tau - cost·T`; -1 when it never fits), and `cost·T` to spend.
+    fn ask(self, cost: u64) -> (i64, u64) {
+        if cost == 0 {
+            return (ALWAYS_FITS, 0);
+        }
+        match self.need(cost) {
+            Some(need) => (i64::try_from(self.tau - need).unwrap_or(i64::MAX), need),
+            None => (-1, 0),
+        }
+    }
+
+    /// Whether `cost` fits when `used` µs of the budget are in use (what the scripts decide).
+    fn fits(self, used: u64, cost: u64) -> bool {
+        let (limit, _) = self.ask(cost);
+        i64::try_from(used).is_ok_and(|used| used <= limit)
+    }
+
+    /// The verdict on `cost` when `used` µs of the budget were in use, the cost `fit`, and
+    /// `spent` says whether it was spent: the units left, the time until the budget is whole,
+    /// and when refused the time until the cost would fit.
+    fn verdict(self, used: u64, cost: u64, fit: bool, spent: bool) -> Verdict {
+        let free = if used < self.tau {
+            (self.tau - used) / self.t
+        } else {
+            0
+        };
+        let need = self.need(cost);
+        let (remaining, reset, retry) = match (fit, spent, need) {
+            (true, true, Some(need)) => (free.saturating_sub(cost), used.saturating_add(need), 0),
+            (true, _, _) => (free, used, 0),
+            (false, _, Some(need)) => (
+                free,
+                used,
+                used.saturating_add(need).saturating_sub(self.tau),
+            ),
+            (false, _, None) => (free, used, self.tau),
+        };
+        Verdict {
+            granted: if fit && spent { cost } else { 0 },
+            allowed: fit,
+            remaining,
+            reset: Duration::from_micros(reset),
+            retry_after: Duration::from_micros(retry),
+        }
+    }
+}
+
+/// A script's answer on a request budget: `used` when the cost fit, `-1 - used` when not.
+fn answer(reply: i64) -> (u64, bool) {
+    if reply >= 0 {
+        (reply.unsigned_abs(), true)
+    } else {
+        ((-1i64).saturating_sub(reply).unsigned_abs(), false)
+    }
+}
+
 impl RedisStore {
     /// Connects to Redis at `url` (`redis://host:port/db`) and loads the scripts, failing if it
     /// can't be reached now; afterwards the connection is re-established by itself, and the
@@ -235,8 +334,9 @@ impl RedisStore {
         let mut conn = ConnectionManager::new_with_config(client, manager)
             .await
             .map_err(|e| RedisConnectError(e.to_string()))?;
-        let (admit, take) = (Script::new(ADMIT), Script::new(TAKE));
-        for script in [&admit, &take] {
+        let (request, resources) = (Script::new(REQUEST), Script::new(RESOURCES));
+        let (both, take) = (Script::new(BOTH), Script::new(TAKE));
+        for script in [&request, &resources, &both, &take] {
             script
                 .load_async(&mut conn)
                 .await
@@ -245,7 +345,9 @@ impl RedisStore {
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 conn,
-                admit,
+                request,
+                resources,
+                both,
                 take,
                 config,
                 failures: AtomicU64::new(0),
@@ -285,17 +387,17 @@ impl RedisStore {
 /// One `EVALSHA` of `script` (the command built by the caller, arguments as integers); on
 /// `NOSCRIPT` (Redis restarted or flushed its scripts) the script is loaded and the call made
 /// once more. The whole exchange is bounded by the configured timeout.
-async fn run(
+async fn run<T: redis::FromRedisValue>(
     inner: &Inner,
     script: &Script,
     cmd: redis::Cmd,
-) -> Result<Vec<i64>, StoreUnavailable> {
+) -> Result<T, StoreUnavailable> {
     let mut conn = inner.conn.clone();
     let call = async {
-        match cmd.query_async::<Vec<i64>>(&mut conn).await {
+        match cmd.query_async::<T>(&mut conn).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 script.load_async(&mut conn).await?;
-                cmd.query_async::<Vec<i64>>(&mut conn).await
+                cmd.query_async::<T>(&mut conn).await
             }
             other => other,
         }
@@ -309,11 +411,13 @@ async fn run(
     }
 }
 
-fn evalsha(script: &Script, keys: &[String]) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(script.get_hash()).arg(keys.len());
+/// `EVALSHA <sha> <keys.len()> <keys…>`, sized for `args` more integer arguments.
+fn evalsha(script: &Script, keys: &[&str], args: usize) -> redis::Cmd {
+    let bytes = 7 + 40 + 1 + keys.iter().map(|k| k.len()).sum::<usize>() + 20 * args;
+    let mut cmd = redis::Cmd::with_capacity(3 + keys.len() + args, bytes);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys.len());
     for key in keys {
-        cmd.arg(key.as_str());
+        cmd.arg(*key);
     }
     cmd
 }
@@ -328,55 +432,99 @@ impl BudgetStore for RedisStore {
         request: Option<(Rate, u64)>,
         resources: Option<Rate>,
     ) -> Self::Admit {
-        let (mode, keys) = match (request.is_some(), resources.is_some()) {
-            (false, false) => {
-                return Box::pin(std::future::ready(Ok(Admission {
-                    request: None,
-                    resources: None,
-                    degraded: false,
-                })))
-            }
-            (true, false) => (1u8, vec![self.key(key, ":q")]),
-            (false, true) => (2, vec![self.key(key, ":r")]),
-            (true, true) => (3, vec![self.key(key, ":q"), self.key(key, ":r")]),
-        };
-        let mut cmd = evalsha(&self.inner.admit, &keys);
-        let (qt, qtau, cost) = request.map_or((1, 1, 0), |(r, c)| {
-            let (t, tau) = micros(&r);
-            (t, tau, c.min(MAX_MICROS))
-        });
-        let (rt, rtau) = resources.as_ref().map_or((1, 1), micros);
-        cmd.arg(mode).arg(qt).arg(qtau).arg(cost).arg(rt).arg(rtau);
         let inner = self.inner.clone();
-        let key = key.clone();
-        Box::pin(async move {
-            match run(&inner, &inner.admit, cmd).await {
-                Ok(v) if v.len() == 8 => {
-                    let get = |i: usize| v.get(i).copied().unwrap_or(0);
-                    let resources_ok = resources.is_none() || get(4) == 1;
-                    Ok(Admission {
-                        request: request.map(|(_, cost)| {
-                            let allowed = get(0) == 1;
-                            let granted = if allowed && resources_ok { cost } else { 0 };
-                            verdict(granted, allowed, get(1), get(2), get(3))
-                        }),
-                        resources: resources
-                            .map(|_| verdict(0, get(4) == 1, get(5), get(6), get(7))),
-                        degraded: false,
-                    })
-                }
-                Ok(_) => {
-                    inner.failures.fetch_add(1, Ordering::Relaxed);
-                    unavailable_admit(&inner, &key, request, resources)
-                }
-                Err(StoreUnavailable) => unavailable_admit(&inner, &key, request, resources),
+        let client = key.clone();
+        match (request, resources) {
+            (None, None) => Box::pin(std::future::ready(Ok(Admission {
+                request: None,
+                resources: None,
+                degraded: false,
+            }))),
+            (Some((rate, cost)), None) => {
+                let budget = Budget::of(&rate);
+                let (limit, spend) = budget.ask(cost);
+                let mut cmd = evalsha(&inner.request, &[&self.key(key, ":q")], 2);
+                cmd.arg(limit).arg(spend);
+                Box::pin(async move {
+                    match run::<i64>(&inner, &inner.request, cmd).await {
+                        Ok(reply) => {
+                            let (used, fit) = answer(reply);
+                            Ok(Admission {
+                                request: Some(budget.verdict(used, cost, fit, fit)),
+                                resources: None,
+                                degraded: false,
+                            })
+                        }
+                        Err(StoreUnavailable) => {
+                            unavailable_admit(&inner, &client, request, resources)
+                        }
+                    }
+                })
             }
-        })
+            (None, Some(rate)) => {
+                let budget = Budget::of(&rate);
+                let cmd = evalsha(&inner.resources, &[&self.key(key, ":r")], 0);
+                Box::pin(async move {
+                    match run::<i64>(&inner, &inner.resources, cmd).await {
+                        Ok(used) => {
+                            let used = u64::try_from(used).unwrap_or(0);
+                            let fit = budget.fits(used, 1);
+                            Ok(Admission {
+                                request: None,
+                                resources: Some(budget.verdict(used, 1, fit, false)),
+                                degraded: false,
+                            })
+                        }
+                        Err(StoreUnavailable) => {
+                            unavailable_admit(&inner, &client, request, resources)
+                        }
+                    }
+                })
+            }
+            (Some((rate, cost)), Some(resource_rate)) => {
+                let (budget, resource_budget) = (Budget::of(&rate), Budget::of(&resource_rate));
+                let (limit, spend) = budget.ask(cost);
+                let keys = [self.key(key, ":q"), self.key(key, ":r")];
+                let mut cmd = evalsha(&inner.both, &[&keys[0], &keys[1]], 4);
+                cmd.arg(limit)
+                    .arg(spend)
+                    .arg(resource_budget.ask(1).0)
+                    .arg(budget.ask(1).0);
+                Box::pin(async move {
+                    match run::<(i64, i64)>(&inner, &inner.both, cmd).await {
+                        Ok((reply, resource_used)) => {
+                            let resource_used = u64::try_from(resource_used).unwrap_or(0);
+                            let unit = resource_budget.fits(resource_used, 1);
+                            let (used, fit) = answer(reply);
+                            // Without a resource unit the request budget was only peeked for
+                            // one unit, and nothing was spent.
+                            let request = if unit {
+                                budget.verdict(used, cost, fit, fit)
+                            } else {
+                                budget.verdict(used, 1, fit, false)
+                            };
+                            Ok(Admission {
+                                request: Some(request),
+                                resources: Some(resource_budget.verdict(
+                                    resource_used,
+                                    1,
+                                    unit,
+                                    false,
+                                )),
+                                degraded: false,
+                            })
+                        }
+                        Err(StoreUnavailable) => {
+                            unavailable_admit(&inner, &client, request, resources)
+                        }
+                    }
+                })
+            }
+        }
     }
 
     fn take(&self, key: &ClientKey, resources: Rate, count: u64, up_to: bool) -> Self::Take {
-        let keys = [self.key(key, ":r")];
-        let mut cmd = evalsha(&self.inner.take, &keys);
+        let mut cmd = evalsha(&self.inner.take, &[&self.key(key, ":r")], 4);
         let (t, tau) = micros(&resources);
         cmd.arg(t)
             .arg(tau)
@@ -385,7 +533,7 @@ impl BudgetStore for RedisStore {
         let inner = self.inner.clone();
         let key = key.clone();
         Box::pin(async move {
-            match run(&inner, &inner.take, cmd).await {
+            match run::<Vec<i64>>(&inner, &inner.take, cmd).await {
                 Ok(v) if v.len() == 4 => {
                     let get = |i: usize| v.get(i).copied().unwrap_or(0);
                     let granted = u64::try_from(get(0)).unwrap_or(0);
@@ -437,3 +585,6 @@ fn unavailable_take(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;
