@@ -46,6 +46,34 @@ pub enum Interaction {
 }
 
 impl Interaction {
+    /// The interactions a CapabilityStatement can list for a resource type (R4
+    /// `TypeRestfulInteraction`), whose codes are their [`as_str`](Self::as_str).
+    pub(crate) const TYPE_RESTFUL: [Interaction; 9] = [
+        Interaction::Read,
+        Interaction::VRead,
+        Interaction::Update,
+        Interaction::Patch,
+        Interaction::Delete,
+        Interaction::HistoryInstance,
+        Interaction::HistoryType,
+        Interaction::Create,
+        Interaction::SearchType,
+    ];
+
+    /// The system-level ones (R4 `SystemRestfulInteraction`, without `capabilities`, which
+    /// every server answers).
+    pub(crate) const SYSTEM_RESTFUL: [Interaction; 4] = [
+        Interaction::Transaction,
+        Interaction::Batch,
+        Interaction::SearchSystem,
+        Interaction::HistorySystem,
+    ];
+
+    /// The interaction whose R4 RESTful interaction code is `code`, among `among`.
+    pub(crate) fn from_restful_code(among: &[Interaction], code: &str) -> Option<Interaction> {
+        among.iter().copied().find(|i| i.as_str() == code)
+    }
+
     /// A short lowercase name (`read`, `search-type`, …), the R4 `TypeRestfulInteraction` /
     /// `SystemRestfulInteraction` code where one exists.
     pub const fn as_str(self) -> &'static str {

@@ -53,25 +53,6 @@ const fn bit(interaction: Interaction) -> u32 {
     }
 }
 
-const TYPE_CODES: [(&str, Interaction); 9] = [
-    ("read", Interaction::Read),
-    ("vread", Interaction::VRead),
-    ("update", Interaction::Update),
-    ("patch", Interaction::Patch),
-    ("delete", Interaction::Delete),
-    ("history-instance", Interaction::HistoryInstance),
-    ("history-type", Interaction::HistoryType),
-    ("create", Interaction::Create),
-    ("search-type", Interaction::SearchType),
-];
-
-const SYSTEM_CODES: [(&str, Interaction); 4] = [
-    ("transaction", Interaction::Transaction),
-    ("batch", Interaction::Batch),
-    ("search-system", Interaction::SearchSystem),
-    ("history-system", Interaction::HistorySystem),
-];
-
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct DeclaredOperation {
     name: String,
@@ -222,10 +203,7 @@ impl RouteInventory {
                     .ok_or_else(|| CapabilityError::UnknownResourceType(clip(name)))?;
                 let mut mask = 0;
                 for code in codes(resource, "interaction") {
-                    let i = TYPE_CODES
-                        .iter()
-                        .find(|(c, _)| *c == code)
-                        .map(|(_, i)| *i)
+                    let i = Interaction::from_restful_code(&Interaction::TYPE_RESTFUL, code)
                         .ok_or_else(|| CapabilityError::UnknownInteraction(clip(code)))?;
                     mask |= bit(i);
                 }
@@ -237,10 +215,7 @@ impl RouteInventory {
                 }
             }
             for code in codes(rest, "interaction") {
-                let i = SYSTEM_CODES
-                    .iter()
-                    .find(|(c, _)| *c == code)
-                    .map(|(_, i)| *i)
+                let i = Interaction::from_restful_code(&Interaction::SYSTEM_RESTFUL, code)
                     .ok_or_else(|| CapabilityError::UnknownInteraction(clip(code)))?;
                 inv.system |= bit(i);
             }
@@ -290,15 +265,15 @@ impl RouteInventory {
     pub fn listing(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for (rt, mask) in ResourceType::ALL.iter().zip(&self.types) {
-            for (code, i) in TYPE_CODES {
+            for i in Interaction::TYPE_RESTFUL {
                 if mask & bit(i) != 0 {
-                    out.insert(format!("{} {code}", rt.as_str()));
+                    out.insert(format!("{} {}", rt.as_str(), i.as_str()));
                 }
             }
         }
-        for (code, i) in SYSTEM_CODES {
+        for i in Interaction::SYSTEM_RESTFUL {
             if self.system & bit(i) != 0 {
-                out.insert(format!("system {code}"));
+                out.insert(format!("system {}", i.as_str()));
             }
         }
         for op in &self.operations {

@@ -99,32 +99,12 @@ text_value!(
         .ok_or_else(|| format!("{:?} is not an R4 resource type", clip(text)))
 );
 
-/// The interaction codes of a resource type in a CapabilityStatement (R4
-/// `TypeRestfulInteraction`), and the system ones (`SystemRestfulInteraction`).
-pub(crate) const INTERACTIONS: [(&str, Interaction); 13] = [
-    ("read", Interaction::Read),
-    ("vread", Interaction::VRead),
-    ("update", Interaction::Update),
-    ("patch", Interaction::Patch),
-    ("delete", Interaction::Delete),
-    ("history-instance", Interaction::HistoryInstance),
-    ("history-type", Interaction::HistoryType),
-    ("create", Interaction::Create),
-    ("search-type", Interaction::SearchType),
-    ("transaction", Interaction::Transaction),
-    ("batch", Interaction::Batch),
-    ("search-system", Interaction::SearchSystem),
-    ("history-system", Interaction::HistorySystem),
-];
-
 text_value!(
     /// An R4 RESTful interaction code (`read`, `search-type`, `transaction` ...).
     InteractionCode(Interaction),
     "An R4 RESTful interaction code: read, vread, update, patch, delete, history-instance, history-type, create, search-type, transaction, batch, search-system, history-system.",
-    |text| INTERACTIONS
-        .iter()
-        .find(|(code, _)| *code == text)
-        .map(|(_, i)| *i)
+    |text| Interaction::from_restful_code(&Interaction::TYPE_RESTFUL, text)
+        .or_else(|| Interaction::from_restful_code(&Interaction::SYSTEM_RESTFUL, text))
         .ok_or_else(|| format!(
             "{:?} is not an R4 interaction code (read, vread, update, patch, delete, history-instance, history-type, create, search-type, transaction, batch, search-system, history-system)",
             clip(text)
