@@ -2,10 +2,12 @@
 //! no rule touches byte for byte and re-emits only what changes.
 
 use super::compile::{Plan, Selector};
+use super::member::KeyFilter;
 use super::outcome::{RedactError, Redacted};
 use super::output::Output;
 use super::path::Step;
 use super::scanner::{self, string_value, Index, Member};
+use super::strings::same;
 
 #[derive(Clone, Copy, Debug)]
 pub(super) struct St {
@@ -227,11 +229,13 @@ impl<'a> Walker<'a> {
         let mut meta = None;
         let mut kind = None;
         for m in &members {
-            match self.bytes(m.key.0, m.key.1) {
-                b"resourceType" => rt = string_value(self.input, m.value.0, m.value.1),
-                b"meta" => meta = Some(m.value),
-                b"type" => kind = Some(m.value),
-                _ => {}
+            let key = self.bytes(m.key.0, m.key.1);
+            if same(key, b"resourceType") {
+                rt = string_value(self.input, m.value.0, m.value.1);
+            } else if same(key, b"meta") {
+                meta = Some(m.value);
+            } else if same(key, b"type") {
+                kind = Some(m.value);
             }
         }
         let Some(rt) = rt else {
@@ -278,7 +282,7 @@ impl<'a> Walker<'a> {
         let nested = root != Root::Other
             || members
                 .iter()
-                .any(|m| self.bytes(m.key.0, m.key.1) == b"contained");
+                .any(|m| same(self.bytes(m.key.0, m.key.1), b"contained"));
         if states.is_empty() && !nested {
             self.recycle(members);
             self.copy(s, e);
@@ -311,14 +315,19 @@ impl<'a> Walker<'a> {
         Ok(Out::Kept)
     }
 
-    /// Walks the object `[s, e)` member by member.
+    /// Walks the object `[s, e)` member by member; `members` are its members when read
+    /// already.
     pub(super) fn object(
         &mut self,
         s: usize,
         e: usize,
         ctx: Ctx,
         states: &[St],
+        members: Option<&[Member]>,
     ) -> Result<Out, RedactError> {
+        if let Some(members) = members {
+            return self.object_members(s, e, members, ctx, states, &mut Marks::default());
+        }
         let members = self.members_of(s, e);
         let mut marks = Marks::default();
         let r = self.object_members(s, e, &members, ctx, states, &mut marks);
@@ -336,7 +345,9 @@ impl<'a> Walker<'a> {
         marks: &mut Marks,
     ) -> Result<Out, RedactError> {
         let start = self.out.len();
-        self.out.push(b'{');
+        // The input's `{`, copied: it joins the copies that follow.
+        self.copy(s, s + 1);
+        let filter = KeyFilter::new(self.plan, states);
         let mut kept = 0usize;
         let mut prev_end = s + 1;
         let first_start = members.first().map_or(e, |m| m.start);
@@ -348,27 +359,24 @@ impl<'a> Walker<'a> {
                 self.copy(prev_end, m.start);
             }
             prev_end = m.value.1;
-            match self.member(m, ctx, states)? {
+            match self.member(m, ctx, states, &filter)? {
                 Out::Kept => {
                     kept += 1;
                     if let Ctx::Root(_) = ctx {
-                        match self.bytes(m.key.0, m.key.1) {
-                            b"id" => marks.after_id = Some(self.out.len()),
-                            b"resourceType" => marks.after_type = Some(self.out.len()),
-                            b"meta" => {
-                                // The member as written: key, colon, value.
-                                let written = self.out.written_from(mark);
-                                // After the gap (whitespace and a comma) comes the key.
-                                let key_start =
-                                    written.iter().position(|&b| b == b'"').unwrap_or(0);
-                                let colon = scanner::skip_ws(
-                                    written,
-                                    scanner::skip_string(written, key_start),
-                                );
-                                let value_start = scanner::skip_ws(written, colon + 1);
-                                marks.meta = Some((mark + value_start, self.out.len()));
-                            }
-                            _ => {}
+                        let key = self.bytes(m.key.0, m.key.1);
+                        if same(key, b"id") {
+                            marks.after_id = Some(self.out.len());
+                        } else if same(key, b"resourceType") {
+                            marks.after_type = Some(self.out.len());
+                        } else if same(key, b"meta") {
+                            // The member as written: key, colon, value.
+                            let written = self.out.written_from(mark);
+                            // After the gap (whitespace and a comma) comes the key.
+                            let key_start = written.iter().position(|&b| b == b'"').unwrap_or(0);
+                            let colon =
+                                scanner::skip_ws(written, scanner::skip_string(written, key_start));
+                            let value_start = scanner::skip_ws(written, colon + 1);
+                            marks.meta = Some((mark + value_start, self.out.len()));
                         }
                     }
                 }

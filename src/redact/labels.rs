@@ -3,7 +3,8 @@
 use super::engine::Walker;
 use super::outcome::{RedactError, REDACTED_SYSTEM};
 use super::path::Filter;
-use super::scanner::{self, string_value};
+use super::scanner::{self, decode, string_value, Member};
+use super::strings::same;
 
 impl Walker<'_> {
     /// The value of member `key` of the validated object `[s, e)`, scanning only up to it.
@@ -16,12 +17,38 @@ impl Walker<'_> {
         scanner::find_member(self.input, Some(&self.index), s, e, key)
     }
 
-    /// Whether the object `[s, e)` satisfies `where(field='value')`.
-    pub(super) fn filter_ok(&mut self, s: usize, e: usize, filter: &Filter) -> bool {
+    /// Whether the object `[s, e)` satisfies `where(field='value')`; `members` are its members
+    /// when read already.
+    pub(super) fn filter_ok(
+        &mut self,
+        s: usize,
+        e: usize,
+        filter: &Filter,
+        members: Option<&[Member]>,
+    ) -> bool {
         if self.input.get(s) != Some(&b'{') {
             return false;
         }
-        match self.member_value(s, e, filter.field.as_bytes()) {
+        let field = filter.field.as_bytes();
+        let value = match members {
+            Some(members) => {
+                let escaped = self.index.keys_escaped();
+                let input = self.input;
+                members
+                    .iter()
+                    .find(|m| {
+                        let raw = input.get(m.key.0..m.key.1).unwrap_or_default();
+                        if escaped {
+                            *decode(raw) == *field
+                        } else {
+                            same(raw, field)
+                        }
+                    })
+                    .map(|m| m.value)
+            }
+            None => self.member_value(s, e, field),
+        };
+        match value {
             Some((vs, ve)) => match string_value(self.input, vs, ve) {
                 Some(text) => *text == *filter.value.as_bytes(),
                 None => self.bytes(vs, ve) == filter.value.as_bytes(),

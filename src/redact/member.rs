@@ -3,11 +3,14 @@
 //! elsewhere, a byte-exact copy.
 
 use super::compile::ElemAction;
+use super::compile::Plan;
 use super::edit::{effective, merge};
 use super::engine::{selector_step, BundleKind, Ctx, Out, Root, Special, St, Walker};
 use super::outcome::RedactError;
 use super::path::{key_matches, Step};
 use super::scanner::{self, decode, Member};
+use super::strings::same;
+use std::borrow::Cow;
 
 impl Walker<'_> {
     pub(super) fn sts(&mut self) -> Vec<St> {
@@ -16,34 +19,21 @@ impl Walker<'_> {
         v
     }
 
+    /// Walks one member under `states`; `filter` is theirs ([`KeyFilter::new`]).
     pub(super) fn member(
         &mut self,
         m: &Member,
         ctx: Ctx,
         states: &[St],
-    ) -> Result<Out, RedactError> {
-        let (mut hits, mut deeper) = (self.sts(), self.sts());
-        let mut items = self.item_pool.pop().unwrap_or_default();
-        items.clear();
-        let r = self.member_with(m, ctx, states, &mut hits, &mut deeper, &mut items);
-        self.st_pool.push(hits);
-        self.st_pool.push(deeper);
-        self.item_pool.push(items);
-        r
-    }
-
-    fn member_with(
-        &mut self,
-        m: &Member,
-        ctx: Ctx,
-        states: &[St],
-        hits: &mut Vec<St>,
-        deeper: &mut Vec<St>,
-        items: &mut Vec<(usize, usize)>,
+        filter: &KeyFilter,
     ) -> Result<Out, RedactError> {
         let key_raw = self.bytes(m.key.0, m.key.1);
-        let key = decode(key_raw);
-        if matches!(ctx, Ctx::Root(_)) && &*key == b"resourceType" {
+        let key = if self.index.keys_escaped() {
+            decode(key_raw)
+        } else {
+            Cow::Borrowed(key_raw)
+        };
+        if matches!(ctx, Ctx::Root(_)) && same(&key, b"resourceType") {
             self.copy(m.start, m.value.1);
             return Ok(Out::Kept);
         }
@@ -51,7 +41,7 @@ impl Walker<'_> {
             Some(b) => (b, true),
             None => (&*key, false),
         };
-        if base == b"total"
+        if same(base, b"total")
             && matches!(
                 ctx,
                 Ctx::Root(Root::Bundle(BundleKind::Searchset | BundleKind::History))
@@ -63,6 +53,35 @@ impl Walker<'_> {
             self.changes += 1;
             return Ok(Out::Dropped);
         }
+        let special = special(ctx, base, sibling);
+        // Most members no selector reaches: copied without the scratch vectors.
+        if special == Special::None && !filter.may_match(base) {
+            self.copy(m.start, m.value.1);
+            return Ok(Out::Kept);
+        }
+        let (mut hits, mut deeper) = (self.sts(), self.sts());
+        let r = self.member_with(
+            m,
+            (base, sibling, special),
+            ctx,
+            states,
+            &mut hits,
+            &mut deeper,
+        );
+        self.st_pool.push(hits);
+        self.st_pool.push(deeper);
+        r
+    }
+
+    fn member_with(
+        &mut self,
+        m: &Member,
+        (base, sibling, special): (&[u8], bool, Special),
+        ctx: Ctx,
+        states: &[St],
+        hits: &mut Vec<St>,
+        deeper: &mut Vec<St>,
+    ) -> Result<Out, RedactError> {
         let mut full: Option<ElemAction> = None;
         for &st in states {
             let Some(sel) = self.plan.selector(st.sel) else {
@@ -92,35 +111,45 @@ impl Walker<'_> {
         if let Some(action) = full {
             return self.whole_member(m, base, sibling, &action);
         }
-        let special = match (ctx, base) {
-            _ if sibling => Special::None,
-            (Ctx::Root(_), b"contained") => Special::Resource,
-            (Ctx::Root(Root::Bundle(k)), b"entry") => Special::Object(Ctx::Entry(k)),
-            (Ctx::Root(Root::Parameters), b"parameter") => Special::Object(Ctx::Parameter),
-            (Ctx::Entry(_), b"resource") => Special::Resource,
-            (Ctx::Entry(_), b"response") => Special::Object(Ctx::EntryResponse),
-            (Ctx::EntryResponse, b"outcome") => Special::Resource,
-            (Ctx::Parameter, b"resource") => Special::Resource,
-            (Ctx::Parameter, b"part") => Special::Object(Ctx::Parameter),
-            _ => Special::None,
-        };
         if hits.is_empty() && deeper.is_empty() && special == Special::None {
             self.copy(m.start, m.value.1);
             return Ok(Out::Kept);
         }
         let (vs, ve) = m.value;
-        self.copy(m.start, vs);
         if self.input.get(vs) != Some(&b'[') {
-            return self.item(vs, ve, hits, deeper, special);
+            self.copy(m.start, vs);
+            return self.item(vs, ve, hits, deeper, special, None);
         }
-        scanner::items_in(self.input, Some(&self.index), vs, ve, items);
-        let start = self.out.len();
-        self.out.push(b'[');
+        // The key and the input's `[`, copied: they join the copies that follow.
+        let start = self.out.len() + (vs - m.start);
+        self.copy(m.start, vs + 1);
+        let input = self.input;
         let mut kept = 0usize;
         let mut hidden = 0usize;
+        let mut any = false;
         let mut prev_end = vs + 1;
-        let first_start = items.first().map_or(ve, |i| i.0);
-        for &(is, ie) in items.iter() {
+        let first_start = scanner::skip_ws(input, vs + 1);
+        let mut is = first_start;
+        while is < ve && input.get(is).is_some_and(|&b| b != b']') {
+            // An object's members are read once, here, for the filters and the walk below
+            // (a resource reads its own).
+            let mut members = None;
+            let ie = if special != Special::Resource && input.get(is) == Some(&b'{') {
+                let mut v = self.pool.pop().unwrap_or_default();
+                v.clear();
+                let end = scanner::members_in(input, Some(&self.index), is, ve, &mut v);
+                members = Some(v);
+                end
+            } else {
+                scanner::skip_value_in(input, Some(&self.index), is)
+            };
+            if ie <= is {
+                if let Some(v) = members {
+                    self.recycle(v);
+                }
+                break;
+            }
+            any = true;
             let mark = self.out.len();
             if kept == 0 {
                 self.copy(vs + 1, first_start);
@@ -128,7 +157,11 @@ impl Walker<'_> {
                 self.copy(prev_end, is);
             }
             prev_end = ie;
-            match self.item(is, ie, hits, deeper, special)? {
+            let r = self.item(is, ie, hits, deeper, special, members.as_deref());
+            if let Some(v) = members {
+                self.recycle(v);
+            }
+            match r? {
                 Out::Kept => kept += 1,
                 Out::Dropped => self.out.truncate(mark),
                 Out::Hidden => {
@@ -136,6 +169,10 @@ impl Walker<'_> {
                     self.changes += 1;
                     self.out.truncate(mark);
                 }
+            }
+            is = scanner::skip_ws(input, ie);
+            if input.get(is) == Some(&b',') {
+                is = scanner::skip_ws(input, is + 1);
             }
         }
         let note = hidden > 0
@@ -153,17 +190,17 @@ impl Walker<'_> {
             );
             kept += 1;
         }
-        if kept == 0 && !items.is_empty() {
+        if kept == 0 && any {
             // FHIR JSON has no empty arrays: the element goes.
             self.out.truncate(start);
             return Ok(Out::Dropped);
         }
-        self.copy(if items.is_empty() { vs + 1 } else { prev_end }, ve);
+        self.copy(if any { prev_end } else { vs + 1 }, ve);
         Ok(Out::Kept)
     }
 
     /// One value (an array item or a single value) under the selector states that matched its
-    /// member.
+    /// member; `members` are its members if it is an object whose members were read already.
     fn item(
         &mut self,
         s: usize,
@@ -171,10 +208,15 @@ impl Walker<'_> {
         hits: &[St],
         deeper: &[St],
         special: Special,
+        members: Option<&[Member]>,
     ) -> Result<Out, RedactError> {
+        if hits.is_empty() && deeper.is_empty() {
+            // No state to carry down: no scratch vector either.
+            return self.item_with(s, e, hits, &mut Vec::new(), special, members);
+        }
         let mut child = self.sts();
         child.extend_from_slice(deeper);
-        let r = self.item_with(s, e, hits, &mut child, special);
+        let r = self.item_with(s, e, hits, &mut child, special, members);
         self.st_pool.push(child);
         r
     }
@@ -186,6 +228,7 @@ impl Walker<'_> {
         hits: &[St],
         child: &mut Vec<St>,
         special: Special,
+        members: Option<&[Member]>,
     ) -> Result<Out, RedactError> {
         let mut action: Option<ElemAction> = None;
         for &st in hits {
@@ -196,7 +239,7 @@ impl Walker<'_> {
                 continue;
             };
             let pass = match filter {
-                Some(f) => self.filter_ok(s, e, f),
+                Some(f) => self.filter_ok(s, e, f, members),
                 None => true,
             };
             if !pass {
@@ -226,7 +269,7 @@ impl Walker<'_> {
             _ => None,
         };
         if is_object && (!child.is_empty() || ctx.is_some()) {
-            return match self.object(s, e, ctx.unwrap_or(Ctx::Plain), child)? {
+            return match self.object(s, e, ctx.unwrap_or(Ctx::Plain), child, members)? {
                 Out::Dropped => {
                     self.changes += 1;
                     Ok(Out::Dropped)
@@ -236,5 +279,77 @@ impl Walker<'_> {
         }
         self.copy(s, e);
         Ok(Out::Kept)
+    }
+}
+
+/// How a member's value is treated beyond the selectors, by where it is.
+#[inline]
+fn special(ctx: Ctx, base: &[u8], sibling: bool) -> Special {
+    if sibling {
+        return Special::None;
+    }
+    match ctx {
+        Ctx::Plain => Special::None,
+        Ctx::Root(_) if same(base, b"contained") => Special::Resource,
+        Ctx::Root(Root::Bundle(k)) if same(base, b"entry") => Special::Object(Ctx::Entry(k)),
+        Ctx::Root(Root::Parameters) if same(base, b"parameter") => Special::Object(Ctx::Parameter),
+        Ctx::Entry(_) if same(base, b"resource") => Special::Resource,
+        Ctx::Entry(_) if same(base, b"response") => Special::Object(Ctx::EntryResponse),
+        Ctx::EntryResponse if same(base, b"outcome") => Special::Resource,
+        Ctx::Parameter if same(base, b"resource") => Special::Resource,
+        Ctx::Parameter if same(base, b"part") => Special::Object(Ctx::Parameter),
+        _ => Special::None,
+    }
+}
+
+/// What the keys the selector states of one object can match look like: their first bytes
+/// and lengths, a bit each (64 of them, so some keys pass that no state matches). A key that
+/// fails is matched by none, and its member is copied without the per-member work.
+pub(super) struct KeyFilter {
+    /// A state at `descendants()`: every member is walked.
+    all: bool,
+    firsts: u64,
+    lens: u64,
+}
+
+#[inline]
+fn bit(x: usize) -> u64 {
+    1u64 << (x & 63)
+}
+
+#[inline]
+fn first(name: &[u8]) -> usize {
+    usize::from(name.first().copied().unwrap_or(0))
+}
+
+impl KeyFilter {
+    pub(super) fn new(plan: &Plan, states: &[St]) -> Self {
+        let mut f = KeyFilter {
+            all: false,
+            firsts: 0,
+            lens: 0,
+        };
+        for st in states {
+            let Some(sel) = plan.selector(st.sel) else {
+                continue;
+            };
+            match selector_step(sel, st.pos) {
+                Some(Step::Descendants) => f.all = true,
+                Some(Step::Element { name, choice, .. }) => {
+                    f.firsts |= bit(first(name.as_bytes()));
+                    // A choice (`value[x]`) matches longer keys: any length.
+                    f.lens |= if *choice { u64::MAX } else { bit(name.len()) };
+                }
+                None => {}
+            }
+        }
+        f
+    }
+
+    /// Whether some state may match `base` (the key without `_`); `false` only when none does
+    /// ([`key_matches`]: a match has the name's first byte, and its length unless a choice).
+    #[inline]
+    pub(super) fn may_match(&self, base: &[u8]) -> bool {
+        self.all || (self.firsts & bit(first(base)) != 0 && self.lens & bit(base.len()) != 0)
     }
 }

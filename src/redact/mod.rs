@@ -65,6 +65,7 @@ mod compile;
 mod edit;
 mod engine;
 mod heads;
+mod keys;
 mod labels;
 mod layer;
 mod member;

@@ -5,6 +5,10 @@
 //! bytes, the output is just a length into the input: no buffer is allocated and nothing is
 //! copied or compared at the end. At the first byte that differs, the output becomes a buffer,
 //! reserved once at the input's size (redaction mostly shrinks a body).
+//!
+//! Once it is a buffer, copies of input spans that follow each other (a member, the comma after
+//! it, the next member, ...) are joined and written as one, when something else is written or
+//! read: the walk copies many small spans, and one large copy costs about what a small one does.
 
 pub(super) struct Output<'a> {
     input: &'a [u8],
@@ -14,10 +18,23 @@ pub(super) struct Output<'a> {
     /// How far the input has been copied: what is left to write is at most the rest of the
     /// input and what redaction adds.
     pos: usize,
+    /// With a buffer: the input span copied after it and not yet written into it (empty when
+    /// `pend.0 == pend.1`). The output is the buffer, then this span.
+    pend: (usize, usize),
 }
 
 /// Room past the input's size for what redaction adds (labels, masks) before a regrowth.
 const SLACK: usize = 256;
+
+/// Appends `bytes`; when more was added than removed, grows by an eighth, not double, to stay
+/// near the body's size.
+#[inline]
+fn append(buf: &mut Vec<u8>, bytes: &[u8]) {
+    if buf.capacity() - buf.len() < bytes.len() {
+        buf.reserve_exact(bytes.len().max(buf.capacity() / 8) + SLACK);
+    }
+    buf.extend_from_slice(bytes);
+}
 
 impl<'a> Output<'a> {
     pub(super) fn new(input: &'a [u8]) -> Self {
@@ -26,14 +43,28 @@ impl<'a> Output<'a> {
             buf: None,
             len: 0,
             pos: 0,
+            pend: (0, 0),
         }
     }
 
     #[inline]
     pub(super) fn len(&self) -> usize {
         match &self.buf {
-            Some(buf) => buf.len(),
+            Some(buf) => buf.len() + (self.pend.1 - self.pend.0),
             None => self.len,
+        }
+    }
+
+    /// Writes the pending span into the buffer.
+    #[inline]
+    fn flush(&mut self) {
+        let (s, e) = self.pend;
+        if s == e {
+            return;
+        }
+        self.pend = (0, 0);
+        if let Some(buf) = &mut self.buf {
+            append(buf, self.input.get(s..e).unwrap_or_default());
         }
     }
 
@@ -41,6 +72,7 @@ impl<'a> Output<'a> {
     /// what was skipped before the first difference is never reserved.
     #[cold]
     fn diverge(&mut self) -> &mut Vec<u8> {
+        self.flush();
         let input = self.input;
         let len = self.len;
         let rest = input.len().saturating_sub(self.pos);
@@ -53,20 +85,18 @@ impl<'a> Output<'a> {
 
     #[inline]
     pub(super) fn extend_from_slice(&mut self, bytes: &[u8]) {
-        if let Some(buf) = &mut self.buf {
-            if buf.capacity() - buf.len() < bytes.len() {
-                // More was added than removed: grow by an eighth, not double, to stay near
-                // the body's size.
-                buf.reserve_exact(bytes.len().max(buf.capacity() / 8) + SLACK);
+        if self.buf.is_some() {
+            self.flush();
+            if let Some(buf) = &mut self.buf {
+                append(buf, bytes);
             }
-            buf.extend_from_slice(bytes);
             return;
         }
         let end = self.len + bytes.len();
         if self.input.get(self.len..end) == Some(bytes) {
             self.len = end;
         } else {
-            self.diverge().extend_from_slice(bytes);
+            append(self.diverge(), bytes);
         }
     }
 
@@ -76,31 +106,71 @@ impl<'a> Output<'a> {
     }
 
     /// Writes `input[s..e]`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn copy(&mut self, s: usize, e: usize) {
+        // The usual case, inline: the span follows what was copied last.
+        if s < e && e <= self.input.len() {
+            if self.buf.is_some() {
+                if self.pend.0 < s && self.pend.1 == s {
+                    self.pend.1 = e;
+                    return;
+                }
+            } else if s == self.len {
+                self.len = e;
+                self.pos = self.pos.max(e);
+                return;
+            }
+        }
+        self.copy_span(s, e);
+    }
+
+    /// [`Output::copy`] of a span that does not follow the last one.
+    #[inline(never)]
+    fn copy_span(&mut self, s: usize, e: usize) {
+        if self.buf.is_some() {
+            if s >= e || e > self.input.len() {
+                return;
+            }
+            if self.pend.0 == self.pend.1 {
+                self.pend = (s, e);
+            } else if self.pend.1 == s {
+                self.pend.1 = e;
+            } else {
+                self.flush();
+                self.pend = (s, e);
+            }
+            return;
+        }
         let input = self.input;
         let bytes = input.get(s..e).unwrap_or_default();
-        if self.buf.is_none() && s == self.len {
+        if s == self.len {
             self.len += bytes.len();
             self.pos = self.pos.max(self.len);
             return;
         }
-        if self.buf.is_none() {
-            self.pos = self.pos.max(s);
-        }
+        self.pos = self.pos.max(s);
         self.extend_from_slice(bytes);
         self.pos = self.pos.max(e);
     }
 
     pub(super) fn truncate(&mut self, len: usize) {
         match &mut self.buf {
-            Some(buf) => buf.truncate(len),
+            Some(buf) => {
+                let (s, e) = self.pend;
+                if len >= buf.len() {
+                    self.pend = (s, e.min(s + (len - buf.len())));
+                } else {
+                    buf.truncate(len);
+                    self.pend = (0, 0);
+                }
+            }
             None => self.len = self.len.min(len),
         }
     }
 
     /// What was written from `from` on.
-    pub(super) fn written_from(&self, from: usize) -> &[u8] {
+    pub(super) fn written_from(&mut self, from: usize) -> &[u8] {
+        self.flush();
         match &self.buf {
             Some(buf) => buf.get(from..).unwrap_or_default(),
             None => self
@@ -112,7 +182,7 @@ impl<'a> Output<'a> {
     }
 
     /// What was written in `[s, e)`.
-    pub(super) fn written(&self, s: usize, e: usize) -> &[u8] {
+    pub(super) fn written(&mut self, s: usize, e: usize) -> &[u8] {
         self.written_from(s)
             .get(..e.saturating_sub(s))
             .unwrap_or_default()
@@ -135,7 +205,8 @@ impl<'a> Output<'a> {
     }
 
     /// `None` when the output is exactly the input.
-    pub(super) fn into_changed(self) -> Option<Vec<u8>> {
+    pub(super) fn into_changed(mut self) -> Option<Vec<u8>> {
+        self.flush();
         match self.buf {
             Some(buf) if buf != self.input => Some(buf),
             Some(_) => None,

@@ -284,13 +284,17 @@ impl<'de> serde::Deserialize<'de> for ElementPath {
 
 /// Whether JSON member `key` is the element named by a step (`name`, or `name` + a type
 /// suffix for a choice). A `_key` sibling is matched by the caller stripping the underscore.
+#[inline]
 pub(crate) fn key_matches(key: &[u8], name: &str, choice: bool) -> bool {
+    let name = name.as_bytes();
     if !choice {
-        return key == name.as_bytes();
+        return super::strings::same(key, name);
     }
-    match key.strip_prefix(name.as_bytes()) {
-        Some(suffix) => suffix.first().is_some_and(u8::is_ascii_uppercase),
-        None => false,
+    match (key.get(..name.len()), key.get(name.len())) {
+        (Some(prefix), Some(next)) => {
+            next.is_ascii_uppercase() && super::strings::same(prefix, name)
+        }
+        _ => false,
     }
 }
 

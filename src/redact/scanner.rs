@@ -22,19 +22,22 @@ pub(crate) enum JsonError {
 }
 
 /// Objects with more keys than this get a hash set for the duplicate check.
-const LINEAR_KEYS: usize = 16;
+pub(super) const LINEAR_KEYS: usize = 16;
 
 pub(crate) struct Frame {
-    object: bool,
-    keys_start: usize,
-    set: Option<HashSet<Vec<u8>>>,
+    pub(super) object: bool,
+    pub(super) keys_start: usize,
+    /// Boxed: most objects never need one, and a small frame is cheap to push (a frame is
+    /// pushed for every container of the body).
+    #[allow(clippy::box_collection)]
+    pub(super) set: Option<Box<HashSet<Vec<u8>>>>,
     /// This container's slot in the [`Index`].
-    slot: usize,
+    pub(super) slot: usize,
     /// A bit per [`signature`] of the unescaped keys so far: a key whose bit is clear can't
     /// repeat one of them, and is not compared.
-    seen: u64,
+    pub(super) seen: u64,
     /// Whether a key so far had escapes (then every key is compared, decoded).
-    escapes: bool,
+    pub(super) escapes: bool,
 }
 
 /// One of 64 bits for an unescaped key: equal keys have the same bit.
@@ -109,7 +112,7 @@ fn validate_with(
                         seen: 0,
                         escapes: false,
                     });
-                    i = key(input, i, keys, stack)?;
+                    i = key(input, i, keys, stack, index)?;
                     continue 'value;
                 }
             }
@@ -154,7 +157,7 @@ fn validate_with(
                 (_, Some(b',')) => {
                     i = skip_ws(input, i + 1);
                     if frame.object {
-                        i = key(input, i, keys, stack)?;
+                        i = key(input, i, keys, stack, index)?;
                     }
                     continue 'value;
                 }
@@ -172,18 +175,20 @@ fn validate_with(
 
 /// A key of an open object: its raw content's span and whether it has escapes.
 pub(crate) struct Key {
-    start: usize,
-    end: usize,
-    escaped: bool,
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) escaped: bool,
 }
 
 /// Reads `"key" :` at `i`, refusing a duplicate in the innermost object; returns where the
 /// value starts.
+#[inline(always)]
 fn key(
     input: &[u8],
     i: usize,
     keys: &mut Vec<Key>,
     stack: &mut [Frame],
+    index: &mut Index,
 ) -> Result<usize, JsonError> {
     if input.get(i) != Some(&b'"') {
         return Err(JsonError::Syntax);
@@ -193,51 +198,32 @@ fn key(
     let frame = stack.last_mut().ok_or(JsonError::Syntax)?;
     let raw = input.get(span.0..span.1).ok_or(JsonError::Syntax)?;
     let count = keys.len() - frame.keys_start;
-    if let Some(set) = &mut frame.set {
-        if !set.insert(decode(raw).into_owned()) {
-            return Err(JsonError::DuplicateKey);
-        }
-    } else if count >= LINEAR_KEYS {
-        let mut set = HashSet::with_capacity(count * 2);
-        for k in keys.get(frame.keys_start..).unwrap_or(&[]) {
-            set.insert(decode(input.get(k.start..k.end).unwrap_or(&[])).into_owned());
-        }
-        if !set.insert(decode(raw).into_owned()) {
-            return Err(JsonError::DuplicateKey);
-        }
-        frame.set = Some(set);
-    } else if !escaped && !frame.escapes && frame.seen & signature(raw) == 0 {
-        frame.seen |= signature(raw);
+    let sig = signature(raw);
+    // Most keys: a small object, no escapes, and a signature not seen before in it.
+    if frame.set.is_none()
+        && count < LINEAR_KEYS
+        && !escaped
+        && !frame.escapes
+        && frame.seen & sig == 0
+    {
+        frame.seen |= sig;
     } else {
         if escaped {
-            frame.escapes = true;
-        } else {
-            frame.seen |= signature(raw);
+            index.key_escaped();
         }
-        for k in keys.get(frame.keys_start..).unwrap_or(&[]) {
-            // Unescaped keys of different lengths differ: no bytes to look at.
-            if !escaped && !k.escaped && k.end - k.start != raw.len() {
-                continue;
-            }
-            let other = input.get(k.start..k.end).unwrap_or(&[]);
-            let same = if escaped || k.escaped {
-                decode(other) == decode(raw)
-            } else {
-                other == raw
-            };
-            if same {
-                return Err(JsonError::DuplicateKey);
-            }
-        }
+        super::keys::check_key(input, raw, escaped, sig, keys, frame)?;
     }
     keys.push(Key {
         start: span.0,
         end: span.1,
         escaped,
     });
-    let i = skip_ws(input, end);
+    let mut i = end;
     if input.get(i) != Some(&b':') {
-        return Err(JsonError::Syntax);
+        i = skip_ws(input, i);
+        if input.get(i) != Some(&b':') {
+            return Err(JsonError::Syntax);
+        }
     }
     Ok(skip_ws(input, i + 1))
 }
@@ -288,11 +274,21 @@ fn scan_number(input: &[u8], mut i: usize) -> Result<usize, JsonError> {
 
 /// Scans the string starting at the quote at `i`; returns the index after the closing quote
 /// and whether it had escapes.
+#[inline]
 fn scan_string(input: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
-    let mut i = i + 1;
+    let j = string_stop(input, i + 1, true);
+    // Most strings: no escape, straight to the closing quote.
+    if input.get(j) == Some(&b'"') {
+        return Ok((j + 1, false));
+    }
+    scan_string_rest(input, j)
+}
+
+/// [`scan_string`] from the first byte at `i` that is not plain string content.
+#[inline(never)]
+fn scan_string_rest(input: &[u8], mut i: usize) -> Result<(usize, bool), JsonError> {
     let mut escaped = false;
     loop {
-        i = string_stop(input, i, true);
         match input.get(i) {
             Some(b'"') => return Ok((i + 1, escaped)),
             Some(b'\\') => {
@@ -312,6 +308,7 @@ fn scan_string(input: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
             Some(0..=0x1f) | None => return Err(JsonError::Syntax),
             Some(_) => i += 1,
         }
+        i = string_stop(input, i, true);
     }
 }
 
@@ -393,14 +390,15 @@ pub(crate) fn members(input: &[u8], s: usize, e: usize, out: &mut Vec<Member>) {
     members_in(input, None, s, e, out);
 }
 
-/// [`members`] with an [`Index`].
+/// [`members`] with an [`Index`]; `e` may be past the object (what contains it ends there).
+/// Returns where the object ends.
 pub(crate) fn members_in(
     input: &[u8],
     index: Option<&Index>,
     s: usize,
     e: usize,
     out: &mut Vec<Member>,
-) {
+) -> usize {
     let mut i = skip_ws(input, s + 1);
     while i < e && input.get(i) == Some(&b'"') {
         let key_end = skip_string(input, i);
@@ -416,6 +414,8 @@ pub(crate) fn members_in(
             i = skip_ws(input, i + 1);
         }
     }
+    // At the closing brace.
+    i + 1
 }
 
 /// The value of the member `key` (compared decoded) of the validated object `[s, e)`.
@@ -431,7 +431,13 @@ pub(crate) fn find_member(
         let key_end = skip_string(input, i);
         let v = skip_ws(input, skip_ws(input, key_end) + 1);
         let v_end = skip_value_in(input, index, v);
-        if decode(input.get(i + 1..key_end.saturating_sub(1))?) == key {
+        let raw = input.get(i + 1..key_end.saturating_sub(1))?;
+        let found = if index.is_some_and(|x| !x.keys_escaped()) {
+            super::strings::same(raw, key)
+        } else {
+            decode(raw) == key
+        };
+        if found {
             return Some((v, v_end));
         }
         i = skip_ws(input, v_end);

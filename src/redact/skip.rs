@@ -21,6 +21,9 @@ pub(crate) struct Index {
     /// The slot after the one last looked up: the walk goes forward, so the next container
     /// asked for is usually there.
     hint: std::cell::Cell<usize>,
+    /// Whether some key of the text has an escape: when none has, keys are compared as
+    /// written, without looking for one in each.
+    keys_escaped: bool,
 }
 
 /// Past this many containers, an index is not kept for another body (its memory goes back).
@@ -69,8 +72,22 @@ impl Index {
         self.starts.clear();
         self.ends.clear();
         self.hint.set(0);
+        self.keys_escaped = false;
     }
 
+    /// Records that a key of the text has an escape.
+    pub(super) fn key_escaped(&mut self) {
+        self.keys_escaped = true;
+    }
+
+    /// Whether some key of the indexed text has an escape (if not, every key's content is
+    /// its decoded value).
+    #[inline]
+    pub(crate) fn keys_escaped(&self) -> bool {
+        self.keys_escaped
+    }
+
+    #[inline]
     pub(super) fn open(&mut self, at: usize) -> usize {
         let slot = self.starts.len();
         if let Ok(at) = u32::try_from(at) {

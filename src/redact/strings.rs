@@ -56,6 +56,34 @@ fn hex4(raw: &[u8], i: usize) -> Option<u16> {
     u16::from_str_radix(text, 16).ok()
 }
 
+/// Whether `a` and `b` are the same bytes. Keys and names are short: two overlapping word
+/// loads each compare them, where `==` on slices calls `memcmp`.
+#[inline(always)]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        // First, middle and last: every byte of three or fewer.
+        1..=3 => a.first() == b.first() && a.get(n / 2) == b.get(n / 2) && a.last() == b.last(),
+        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+#[inline(always)]
+fn w4(x: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(x.get(i..i + 4)?.try_into().ok()?))
+}
+
+#[inline(always)]
+fn w8(x: &[u8], i: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(x.get(i..i + 8)?.try_into().ok()?))
+}
+
 /// The decoded content of the string value `[s, e)` (quotes included), or `None` if it isn't a
 /// string.
 pub(crate) fn string_value(input: &[u8], s: usize, e: usize) -> Option<Cow<'_, [u8]>> {
@@ -68,6 +96,23 @@ pub(crate) fn string_value(input: &[u8], s: usize, e: usize) -> Option<Cow<'_, [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_agrees_with_eq() {
+        let words: Vec<Vec<u8>> = (0..40)
+            .map(|n| (0..n).map(|k| b'a' + (k % 3) as u8).collect())
+            .collect();
+        for a in &words {
+            for b in &words {
+                assert_eq!(same(a, b), a == b);
+                for k in 0..b.len() {
+                    let mut c = b.clone();
+                    c[k] = b'z';
+                    assert_eq!(same(a, &c), *a == c, "{a:?} {c:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn decodes_escapes() {
