@@ -502,9 +502,9 @@ where
                 if let Some(h) = headers.take() {
                     let deprecated = h.sunset.is_some();
                     h.apply(response.headers_mut());
-                    // Only a deprecated pass is worth a decision: the audit layer records
-                    // refusals and deprecations, and the first extension would allocate the
-                    // response's extension map on every allowed request.
+                    // Only a deprecated pass is worth a decision (the audit layer reads
+                    // refusals alone), and the first extension would allocate the response's
+                    // extension map on every allowed request.
                     if deprecated {
                         response
                             .extensions_mut()
