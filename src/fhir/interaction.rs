@@ -45,6 +45,8 @@ pub enum Interaction {
     SmartConfiguration,
 }
 
+// Read by the route inventory and the policy file (which needs the firewall).
+#[cfg(feature = "firewall")]
 impl Interaction {
     /// The interactions a CapabilityStatement can list for a resource type (R4
     /// `TypeRestfulInteraction`), whose codes are their [`as_str`](Self::as_str).
@@ -73,7 +75,9 @@ impl Interaction {
     pub(crate) fn from_restful_code(among: &[Interaction], code: &str) -> Option<Interaction> {
         among.iter().copied().find(|i| i.as_str() == code)
     }
+}
 
+impl Interaction {
     /// A short lowercase name (`read`, `search-type`, …), the R4 `TypeRestfulInteraction` /
     /// `SystemRestfulInteraction` code where one exists.
     pub const fn as_str(self) -> &'static str {

@@ -109,6 +109,8 @@ impl RedactLayer {
     /// features) the mTLS [`TrustedClient`](crate::identity::TrustedClient) and the SMART
     /// [`AccessContext`](crate::smart::AccessContext). A hidden single resource answers 404.
     pub fn new(redactor: Redactor) -> Self {
+        // Pushed to only when `mtls` or `smart` is compiled in.
+        #[allow(unused_mut)]
         let mut extractors: Vec<Box<dyn CallerExtractor>> = vec![Box::new(FromCallerExtension)];
         #[cfg(feature = "mtls")]
         extractors.push(Box::new(super::caller::FromTrustedClient));
