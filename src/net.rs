@@ -74,7 +74,15 @@ pub struct BadCidr(pub String);
 /// A set of IP networks (IPv4 and IPv6), such as allowed client networks or trusted proxies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IpNetworks {
-    nets: Arc<[IpNet]>,
+    nets: Arc<Masks>,
+}
+
+/// The networks as address and mask integers, per family: a request's check is then a few
+/// integer comparisons, not a walk through `ipnet`'s generic `contains`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Masks {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
 }
 
 impl IpNetworks {
@@ -84,28 +92,60 @@ impl IpNetworks {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let nets = cidrs
-            .into_iter()
-            .map(|s| {
-                let s = s.as_ref().trim();
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| BadCidr(s.chars().take(64).collect()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(IpNetworks { nets: nets.into() })
+        let mut masks = Masks::default();
+        for s in cidrs {
+            let s = s.as_ref().trim();
+            let net = s
+                .parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| BadCidr(s.chars().take(64).collect()))?;
+            match net {
+                // `::ffff:a.b.c.d/n` (n >= 96) is the IPv4 network it maps, since addresses
+                // are compared in their canonical form.
+                IpNet::V6(v6)
+                    if v6.prefix_len() >= 96 && v6.network().to_ipv4_mapped().is_some() =>
+                {
+                    let v4 = v6
+                        .network()
+                        .to_ipv4_mapped()
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+                    let len = v6.prefix_len() - 96;
+                    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                    masks.v4.push((u32::from(v4) & mask, mask));
+                }
+                IpNet::V6(v6) => {
+                    let mask = u128::from(v6.netmask());
+                    masks.v6.push((u128::from(v6.network()) & mask, mask));
+                }
+                IpNet::V4(v4) => {
+                    let mask = u32::from(v4.netmask());
+                    masks.v4.push((u32::from(v4.network()) & mask, mask));
+                }
+            }
+        }
+        Ok(IpNetworks {
+            nets: Arc::new(masks),
+        })
     }
 
     /// Whether `ip` is in one of the networks. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`)
     /// are compared as IPv4, so a dual-stack listener can't slip past an IPv4 rule.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.nets.iter().any(|net| net.contains(&ip))
+        match canonical(ip) {
+            IpAddr::V4(v4) => {
+                let a = u32::from(v4);
+                self.nets.v4.iter().any(|&(net, mask)| a & mask == net)
+            }
+            IpAddr::V6(v6) => {
+                let a = u128::from(v6);
+                self.nets.v6.iter().any(|&(net, mask)| a & mask == net)
+            }
+        }
     }
 
     /// Whether there are no networks.
     pub fn is_empty(&self) -> bool {
-        self.nets.is_empty()
+        self.nets.v4.is_empty() && self.nets.v6.is_empty()
     }
 }
 
@@ -150,7 +190,7 @@ impl TrustedProxies {
     /// When the header is missing or malformed the peer's own address is returned, so a bad
     /// header never makes a request look as if it came from elsewhere.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        if !self.is_trusted(peer) {
+        if self.networks.is_empty() || !self.is_trusted(peer) {
             return canonical(peer);
         }
         let mut hops = Vec::new();

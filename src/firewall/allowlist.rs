@@ -70,21 +70,18 @@ pub(crate) struct RouteGroup {
 
 /// Whether `path` is `prefix` or below it, on a segment boundary (`/fhir` covers `/fhir/x`,
 /// not `/fhirx`).
+#[inline]
 pub(crate) fn under(path: &str, prefix: &str) -> bool {
-    // Checked before trimming: prefixes rarely end in `/`, and this runs several times per
-    // request.
-    let prefix = if prefix.ends_with('/') {
-        prefix.trim_end_matches('/')
-    } else {
-        prefix
-    };
+    let mut prefix = prefix.as_bytes();
+    // Prefixes rarely end in `/`, and this runs several times per request: trimmed only then.
+    while let [rest @ .., b'/'] = prefix {
+        prefix = rest;
+    }
     if prefix.is_empty() {
         return true;
     }
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
+    let path = path.as_bytes();
+    path.starts_with(prefix) && matches!(path.get(prefix.len()), None | Some(b'/'))
 }
 
 /// The address rule for `path`: the longest matching group's, else the default.

@@ -46,6 +46,9 @@ struct Config {
     routes: RouteInventory,
     sunsets: Vec<Sunset>,
     transport: TransportPolicy,
+    /// The transport's `Referrer-Policy` when it is not the default (worked out once, so a
+    /// request clones no header value for the default).
+    custom_referrer: Option<HeaderValue>,
     client_networks: Vec<(String, IpRule)>,
     windows: Vec<(String, AccessWindow)>,
     /// `None`: [`default_subjects`], matched without formatting a string per request.
@@ -130,7 +133,10 @@ impl FirewallBuilder {
     }
 
     /// The layer.
-    pub fn build(self) -> FirewallLayer {
+    pub fn build(mut self) -> FirewallLayer {
+        let referrer = &self.config.transport.referrer_policy;
+        self.config.custom_referrer =
+            (referrer != DEFAULT_REFERRER_POLICY).then(|| referrer.clone());
         FirewallLayer {
             config: Arc::new(self.config),
         }
@@ -181,6 +187,7 @@ impl FirewallLayer {
                 routes,
                 sunsets: Vec::new(),
                 transport: TransportPolicy::default(),
+                custom_referrer: None,
                 client_networks: Vec::new(),
                 windows: Vec::new(),
                 subjects: None,
@@ -202,6 +209,7 @@ impl FirewallLayer {
                 routes: c.routes.clone(),
                 sunsets: Vec::new(),
                 transport: TransportPolicy::default(),
+                custom_referrer: None,
                 client_networks: c.client_networks.clone(),
                 windows: c.windows.clone(),
                 subjects: c.subjects.clone(),
@@ -234,7 +242,8 @@ pub struct Firewall<S> {
 /// otherwise bump twice per request), and cloning the prebuilt values is cheap (the defaults
 /// are static).
 struct EdgeHeaders {
-    referrer_policy: HeaderValue,
+    /// `None` for the default, `no-referrer`, made from a static in [`apply`](Self::apply).
+    referrer_policy: Option<HeaderValue>,
     /// `Some` when TLS is required.
     hsts: Option<HeaderValue>,
     /// Under a deprecated prefix; boxed so the future every request carries stays small
@@ -262,14 +271,25 @@ impl EdgeHeaders {
             headers.append(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         if !heads.referrer_policy {
-            headers.append(REFERRER_POLICY, self.referrer_policy);
+            let value = self
+                .referrer_policy
+                .unwrap_or_else(|| HeaderValue::from_static(DEFAULT_REFERRER_POLICY));
+            headers.append(REFERRER_POLICY, value);
         }
-        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        let nosniff = HeaderValue::from_static("nosniff");
+        if heads.nosniff {
+            headers.insert(X_CONTENT_TYPE_OPTIONS, nosniff);
+        } else {
+            headers.append(X_CONTENT_TYPE_OPTIONS, nosniff);
+        }
         if let Some(hsts) = self.hsts {
             headers.insert(STRICT_TRANSPORT_SECURITY, hsts);
         }
     }
 }
+
+/// [`TransportPolicy`]'s default `Referrer-Policy`.
+const DEFAULT_REFERRER_POLICY: &str = "no-referrer";
 
 /// A request's subject as `prefix` + `name`, compared with the configured subjects without
 /// being formatted into a string of its own.
@@ -318,7 +338,7 @@ impl Config {
         }
         let t = &self.transport;
         Some(EdgeHeaders {
-            referrer_policy: t.referrer_policy.clone(),
+            referrer_policy: self.custom_referrer.clone(),
             hsts: t.require_tls.then(|| t.hsts.clone()),
             sunset: sunset
                 .and_then(|i| self.sunsets.get(i))

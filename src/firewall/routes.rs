@@ -301,13 +301,15 @@ impl RouteInventory {
                 return RouteCheck::Declared;
             }
         }
+        // The quick shapes admit no `%` (a type name, a plain id, a base without one), so
+        // only the rest is searched for one.
+        if let Some(quick) = self.quick(method, uri, headers) {
+            return quick;
+        }
         // No FHIR path needs a percent-escape: types, ids, `_history`, `$op` are all
         // unreserved characters. An escape is someone hoping two parsers disagree.
         if path.contains('%') {
             return RouteCheck::Undeclared;
-        }
-        if let Some(quick) = self.quick(method, uri, headers) {
-            return quick;
         }
         self.classified(method, uri, headers)
     }
@@ -491,8 +493,12 @@ fn type_index(rt: ResourceType) -> usize {
 
 /// Whether the classifier accepts the longest path [`RouteInventory::quick`] judges
 /// (`[base]/<longest type name>/<64-character id>`): a classifier configured with a shorter URI
-/// limit refuses some of them, so its base is left to the classifier.
+/// limit refuses some of them, so its base is left to the classifier. So is a base with a `%`,
+/// which every path under it is refused for.
 fn quick_eligible(classifier: &Classifier) -> bool {
+    if classifier.base_path().contains('%') {
+        return false;
+    }
     let Some(longest) = ResourceType::ALL
         .iter()
         .max_by_key(|t| t.as_str().len())

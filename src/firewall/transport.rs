@@ -144,6 +144,8 @@ pub(crate) struct ResponseHeads {
     pub(crate) cache_control: bool,
     /// `Referrer-Policy` is present.
     pub(crate) referrer_policy: bool,
+    /// `X-Content-Type-Options` is present.
+    pub(crate) nosniff: bool,
 }
 
 // Names as constants: a `&str` name would be parsed again on every response.
@@ -152,7 +154,9 @@ const X_ASPNET_VERSION: HeaderName = HeaderName::from_static("x-aspnet-version")
 
 impl ResponseHeads {
     pub(crate) fn scan(headers: &HeaderMap) -> Self {
-        use http::header::{CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY, SERVER};
+        use http::header::{
+            CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY, SERVER, X_CONTENT_TYPE_OPTIONS,
+        };
         let mut heads = ResponseHeads {
             phi: true,
             ..ResponseHeads::default()
@@ -169,6 +173,8 @@ impl ResponseHeads {
                 heads.cache_control = true;
             } else if name == REFERRER_POLICY {
                 heads.referrer_policy = true;
+            } else if name == X_CONTENT_TYPE_OPTIONS {
+                heads.nosniff = true;
             } else if name == SERVER || name == X_POWERED_BY || name == X_ASPNET_VERSION {
                 heads.names_server = true;
             }
