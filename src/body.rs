@@ -23,6 +23,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -48,6 +49,9 @@ pin_project! {
     enum Kind<B> {
         Inner { #[pin] body: B },
         Full { #[pin] body: Full<Bytes> },
+        // A body built in pieces (a redacted body, written in chunks), sent one frame each
+        // rather than copied into one buffer; `left` is their total length.
+        Frames { frames: VecDeque<Bytes>, left: u64 },
     }
 }
 
@@ -65,6 +69,15 @@ impl<B> FhirBody<B> {
             kind: Kind::Full {
                 body: Full::new(bytes),
             },
+        }
+    }
+
+    /// A body of these frames, in order (empty ones are left out).
+    pub(crate) fn frames(frames: impl IntoIterator<Item = Bytes>) -> Self {
+        let frames: VecDeque<Bytes> = frames.into_iter().filter(|f| !f.is_empty()).collect();
+        let left = frames.iter().map(|f| f.len() as u64).sum();
+        FhirBody {
+            kind: Kind::Frames { frames, left },
         }
     }
 
@@ -90,6 +103,10 @@ where
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
             KindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
+            KindProj::Frames { frames, left } => Poll::Ready(frames.pop_front().map(|data| {
+                *left = left.saturating_sub(data.len() as u64);
+                Ok(Frame::data(data))
+            })),
         }
     }
 
@@ -97,6 +114,7 @@ where
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
             Kind::Full { body } => body.is_end_stream(),
+            Kind::Frames { frames, .. } => frames.is_empty(),
         }
     }
 
@@ -104,6 +122,7 @@ where
         match &self.kind {
             Kind::Inner { body } => body.size_hint(),
             Kind::Full { body } => body.size_hint(),
+            Kind::Frames { left, .. } => SizeHint::with_exact(*left),
         }
     }
 }

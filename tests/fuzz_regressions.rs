@@ -251,7 +251,7 @@ fn redact_cases() {
             Ok(Redacted::Unchanged) => "unchanged",
             Ok(Redacted::Changed { body: out, .. }) => {
                 if selector & 2 == 0 {
-                    serde_json::from_slice::<serde_json::Value>(out)
+                    serde_json::from_slice::<serde_json::Value>(&out.to_vec())
                         .unwrap_or_else(|e| panic!("{name}: output is not JSON: {e}"));
                 }
                 "changed"

@@ -75,7 +75,7 @@ mod cases {
                 }
                 e => match got {
                     Ok(Redacted::Changed { body, .. }) => {
-                        let body = String::from_utf8(body).unwrap();
+                        let body = String::from_utf8(body.to_vec()).unwrap();
                         assert_eq!(body, expand(e), "{name}");
                         // The output is valid JSON, and redacting it again changes nothing.
                         serde_json::from_str::<serde_json::Value>(&body).unwrap();
@@ -158,7 +158,7 @@ mod cases {
         };
         assert_eq!(hidden, 1);
         assert_eq!(
-            String::from_utf8(body).unwrap(),
+            String::from_utf8(body.to_vec()).unwrap(),
             "{\"resourceType\":\"Patient\",\"id\":\"1\"}\n\n{\"resourceType\":\"Patient\",\"id\":\"2\"}"
         );
         let ssn = ssn_plan();
@@ -169,7 +169,7 @@ mod cases {
         };
         assert_eq!(altered, 1);
         assert_eq!(
-            String::from_utf8(body).unwrap(),
+            String::from_utf8(body.to_vec()).unwrap(),
             format!("{{\"resourceType\":\"Patient\",\"meta\":{{\"security\":[{R}]}},\"active\":true}}\n{{\"resourceType\":\"Patient\",\"active\":false}}\n")
         );
         assert_eq!(

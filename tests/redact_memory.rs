@@ -13,12 +13,12 @@
 //! everything live that the redaction needs (input, output, index, stacks).
 
 use bytes::Bytes;
-use fhirwall::redact::{Caller, Policy, RedactDecision, RedactLayer, Redacted, Redactor};
+use fhirwall::redact::{Caller, Plan, Policy, RedactDecision, RedactLayer, Redacted, Redactor};
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use peak_alloc::PeakAlloc;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -96,16 +96,73 @@ fn policy() -> Policy {
     .unwrap()
 }
 
-/// Issue #5's goal is memory no more than 2x the body size. A changed body needs the input and
-/// the output at once, and the output is reserved at the size of the input still to walk when
-/// it first differs (what redaction removes is not known before), so a body redacted from its
-/// first bytes on holds 2x plus the index of its containers and the walk's stacks: 2.07x here.
-/// The bound asserted is 2x plus an eighth; the figure is printed.
+/// Issue #5's goal is memory no more than 2x the body size, asserted as such. A changed body
+/// needs the input and the output at once. The output is written in chunks of a thirty-second
+/// of the input (23 KiB here), never reserved at the input's size nor regrown and copied whole,
+/// so what it holds is what was written plus at most one chunk not yet filled; with the index
+/// of the input's containers and the walk's stacks, that stays under 2x because redaction
+/// mostly shrinks a body. The layer sends the chunks as the frames of the response, never
+/// joined. The figures are printed.
 fn check(what: &str, body: usize, peak: usize) -> f64 {
+    check_within(what, body, peak, 2 * body)
+}
+
+fn check_within(what: &str, body: usize, peak: usize, bound: usize) -> f64 {
     let ratio = peak as f64 / body as f64;
-    println!("{what}: peak {peak} bytes live for a {body}-byte body = {ratio:.2}x (goal <= 2x)");
-    assert!(peak <= 2 * body + body / 8, "{what}: {ratio:.2}x the body");
+    let goal = bound as f64 / body as f64;
+    println!(
+        "{what}: peak {peak} bytes live for a {body}-byte body = {ratio:.3}x (bound {goal:.3}x)"
+    );
+    assert!(peak <= bound, "{what}: {ratio:.3}x the body");
     ratio
+}
+
+/// Reads a response body frame by frame, as a server writes it to the socket (never joining
+/// the frames), and returns its length.
+async fn drain<B: Body<Data = Bytes>>(body: B) -> usize
+where
+    B::Error: std::fmt::Debug,
+{
+    let mut body = std::pin::pin!(body);
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            len += data.len();
+        }
+    }
+    len
+}
+
+/// The response's `Content-Length`, which must be the length of its body.
+fn content_length<B>(response: &Response<B>) -> usize {
+    response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The output written in chunks is the one the walk means: each entry's resource is what
+/// redacting that resource alone (a body small enough to be written as one chunk) gives, and
+/// redacting the output again changes nothing.
+fn same_as_each_resource_alone(plan: &Plan, body: &[u8], out: &[u8]) {
+    let input: Value = serde_json::from_slice(body).unwrap();
+    let output: Value = serde_json::from_slice(out).unwrap();
+    let (ins, outs) = (
+        input["entry"].as_array().unwrap(),
+        output["entry"].as_array().unwrap(),
+    );
+    assert_eq!(ins.len(), outs.len());
+    for (i, o) in ins.iter().zip(outs) {
+        let alone = serde_json::to_vec(&i["resource"]).unwrap();
+        let want: Value = match plan.redact(&alone).unwrap() {
+            Redacted::Unchanged => i["resource"].clone(),
+            Redacted::Changed { body, .. } => serde_json::from_slice(&body.to_vec()).unwrap(),
+            Redacted::Hidden => panic!("{alone:?}"),
+        };
+        assert_eq!(o["resource"], want);
+    }
+    assert_eq!(plan.redact(out), Ok(Redacted::Unchanged));
 }
 
 #[test]
@@ -117,6 +174,11 @@ fn the_engine_holds_at_most_twice_the_body() {
         let plan = redactor.plan(&Caller::anonymous().with_client(client));
         let (out, extra) = peak_of(|| plan.redact(&body).unwrap());
         assert_eq!(matches!(out, Redacted::Changed { .. }), changed);
+        if let Redacted::Changed { body: written, .. } = &out {
+            println!("engine, caller {client:?}: output {written:?}");
+            assert!(written.chunks().len() > 1);
+            same_as_each_resource_alone(&plan, &body, &written.to_vec());
+        }
         drop(out);
         // The body is live throughout: count it.
         check(
@@ -177,7 +239,8 @@ fn the_layer_holds_at_most_twice_the_body() {
         .unwrap();
     let body = Bytes::from(bundle());
     let len = body.len();
-    let layer = RedactLayer::new(Redactor::new(policy()).unwrap());
+    let redactor = Redactor::new(policy()).unwrap();
+    let layer = RedactLayer::new(redactor.clone());
 
     // One frame, as a handler answers: the frame is the body, counted once.
     for (client, changed) in [("app", true), ("other", false)] {
@@ -197,8 +260,15 @@ fn the_layer_holds_at_most_twice_the_body() {
             rt.block_on(async {
                 let response = service.oneshot(request(client)).await.unwrap();
                 let decision = response.extensions().get::<RedactDecision>().cloned();
-                let out = response.into_body().collect().await.unwrap().to_bytes();
-                assert!(out.len() <= len);
+                let declared = response
+                    .headers()
+                    .contains_key("content-length")
+                    .then(|| content_length(&response));
+                let out = drain(response.into_body()).await;
+                assert!(out <= len);
+                if changed {
+                    assert_eq!(declared, Some(out));
+                }
                 decision
             })
         });
@@ -215,26 +285,46 @@ fn the_layer_holds_at_most_twice_the_body() {
     }
 
     // 16 KiB frames from a socket with a declared length: gathered into one buffer of that
-    // length, which is the body's only copy here.
-    {
+    // length, which is the body's only copy here. Without a declared length, the frames are
+    // copied into 64 KiB blocks, joined once at the end into a buffer of their total length:
+    // 2x for a moment, before anything is redacted (a buffer grown by doubling as they came
+    // would be up to 3x).
+    for declared in [true, false] {
         let source = body.clone();
         let service = layer.layer(service_fn(move |_: Request<()>| {
             let source = source.clone();
             async move {
-                Ok::<_, Infallible>(
-                    Response::builder()
-                        .header("content-type", "application/fhir+json")
-                        .header("content-length", source.len())
-                        .body(Socket {
-                            source,
-                            at: 0,
-                            chunk: 16 * 1024,
-                            declared: true,
-                        })
-                        .unwrap(),
-                )
+                let mut response = Response::builder()
+                    .header("content-type", "application/fhir+json")
+                    .body(Socket {
+                        source: source.clone(),
+                        at: 0,
+                        chunk: 16 * 1024,
+                        declared,
+                    })
+                    .unwrap();
+                if declared {
+                    response
+                        .headers_mut()
+                        .insert("content-length", source.len().into());
+                }
+                Ok::<_, Infallible>(response)
             }
         }));
+        // The frames gathered, redacted and sent in chunks are the engine's output.
+        let sent = rt.block_on(async {
+            let response = service.clone().oneshot(request("app")).await.unwrap();
+            response.into_body().collect().await.unwrap().to_bytes()
+        });
+        let Redacted::Changed { body: written, .. } = redactor
+            .plan(&Caller::anonymous().with_client("app"))
+            .redact(&body)
+            .unwrap()
+        else {
+            panic!("unchanged")
+        };
+        assert_eq!(written, &sent[..]);
+        drop((sent, written));
         let (_, extra) = peak_of(|| {
             rt.block_on(async {
                 let response = service.oneshot(request("app")).await.unwrap();
@@ -242,9 +332,16 @@ fn the_layer_holds_at_most_twice_the_body() {
                     response.extensions().get::<RedactDecision>(),
                     Some(RedactDecision::Redacted { .. })
                 ));
-                response.into_body().collect().await.unwrap().to_bytes()
+                let declared = content_length(&response);
+                assert_eq!(drain(response.into_body()).await, declared);
             })
         });
-        check("layer, 16 KiB frames, declared length", len, extra);
+        let what = format!("layer, 16 KiB frames, declared length: {declared}");
+        if declared {
+            check(&what, len, extra);
+        } else {
+            // The joining moment: the blocks, the buffer, the list of blocks.
+            check_within(&what, len, extra, 2 * len + len / 64);
+        }
     }
 }

@@ -155,6 +155,7 @@ mod r4 {
                 }
                 Redacted::Changed { body, .. } => {
                     changed += 1;
+                    let body = body.to_vec();
                     let mut got: Value = serde_json::from_slice(&body)
                         .unwrap_or_else(|e| panic!("{name}: output is not JSON: {e}"));
                     unlabel(&mut got);

@@ -98,7 +98,7 @@ impl PlanCache {
 /// let out = plan.redact(br#"{"resourceType":"Patient","telecom":[{"value":"1"}],"active":true}"#).unwrap();
 /// let Redacted::Changed { body, .. } = out else { panic!() };
 /// assert_eq!(
-///     std::str::from_utf8(&body).unwrap(),
+///     std::str::from_utf8(&body.to_vec()).unwrap(),
 ///     r#"{"resourceType":"Patient","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"REDACTED"}]},"active":true}"#
 /// );
 /// ```

@@ -192,7 +192,7 @@ impl<'a> Walker<'a> {
         match out.into_changed() {
             None if altered == 0 && hidden == 0 => Redacted::Unchanged,
             body => Redacted::Changed {
-                body: body.unwrap_or_else(|| self.input.to_vec()),
+                body: body.unwrap_or_else(|| self.input.to_vec().into()),
                 altered,
                 hidden,
             },
@@ -228,14 +228,26 @@ impl<'a> Walker<'a> {
         let mut rt = None;
         let mut meta = None;
         let mut kind = None;
+        let mut contained = false;
+        // Keys compared decoded when the text has an escaped key: `"\u0063ontained"` is the
+        // member `contained`, and its resources are walked.
+        let escaped = self.index.keys_escaped();
         for m in &members {
-            let key = self.bytes(m.key.0, m.key.1);
+            let raw = self.bytes(m.key.0, m.key.1);
+            let key = if escaped {
+                scanner::decode(raw)
+            } else {
+                std::borrow::Cow::Borrowed(raw)
+            };
+            let key = &*key;
             if same(key, b"resourceType") {
                 rt = string_value(self.input, m.value.0, m.value.1);
             } else if same(key, b"meta") {
                 meta = Some(m.value);
             } else if same(key, b"type") {
                 kind = Some(m.value);
+            } else if same(key, b"contained") {
+                contained = true;
             }
         }
         let Some(rt) = rt else {
@@ -279,10 +291,7 @@ impl<'a> Walker<'a> {
                 .iter()
                 .map(|&i| St { sel: i, pos: 0 }),
         );
-        let nested = root != Root::Other
-            || members
-                .iter()
-                .any(|m| same(self.bytes(m.key.0, m.key.1), b"contained"));
+        let nested = root != Root::Other || contained;
         if states.is_empty() && !nested {
             self.recycle(members);
             self.copy(s, e);

@@ -269,55 +269,90 @@ pin_project! {
 }
 
 /// The response body as read so far. A body that comes in one frame (most do) is kept as that
-/// frame, without a copy; one that comes in several is gathered into one buffer reserved once
-/// at the length it declared.
+/// frame, without a copy. One that comes in several and told its length is copied as it
+/// arrives into one buffer reserved once at that length. One that didn't tell is copied into
+/// blocks and joined once at the end into a buffer of its exact length: a buffer regrown by
+/// doubling as frames arrive would hold up to three times the body while it is copied, and
+/// keeping the frames themselves would hold a body sent in tiny frames many times over.
 #[derive(Debug)]
 struct Collected {
-    first: Bytes,
-    rest: Vec<u8>,
+    /// The first frame; with no length told, then the full blocks.
+    frames: Vec<Bytes>,
+    /// With a length told, once a second frame arrives: the body so far. Without: the block
+    /// being filled.
+    buf: Vec<u8>,
+    len: usize,
     expected: usize,
 }
+
+/// The blocks a body of unknown length is copied into.
+const BLOCK: usize = 64 * 1024;
 
 impl Collected {
     fn new(expected: usize) -> Self {
         Collected {
-            first: Bytes::new(),
-            rest: Vec::new(),
+            frames: Vec::new(),
+            buf: Vec::new(),
+            len: 0,
             expected,
         }
     }
 
     fn len(&self) -> usize {
-        if self.rest.is_empty() {
-            self.first.len()
-        } else {
-            self.rest.len()
-        }
+        self.len
     }
 
     fn push(&mut self, data: Bytes) {
         if data.is_empty() {
             return;
         }
-        if self.first.is_empty() && self.rest.is_empty() {
-            self.first = data;
+        let first = self.len == 0;
+        self.len += data.len();
+        if first {
+            self.frames.push(data);
             return;
         }
-        if self.rest.is_empty() {
-            let first = std::mem::take(&mut self.first);
-            self.rest
-                .reserve_exact(self.expected.max(first.len() + data.len()));
-            self.rest.extend_from_slice(&first);
+        if self.expected > 0 {
+            if self.buf.is_empty() {
+                self.buf.reserve_exact(self.expected.max(self.len));
+                for frame in self.frames.drain(..) {
+                    self.buf.extend_from_slice(&frame);
+                }
+            }
+            self.buf.extend_from_slice(&data);
+            return;
         }
-        self.rest.extend_from_slice(&data);
+        let mut rest: &[u8] = &data;
+        while !rest.is_empty() {
+            if self.buf.capacity() == self.buf.len() {
+                let full = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
+                if !full.is_empty() {
+                    self.frames.push(Bytes::from(full));
+                }
+            }
+            let (now, later) =
+                rest.split_at((self.buf.capacity() - self.buf.len()).min(rest.len()));
+            self.buf.extend_from_slice(now);
+            rest = later;
+        }
     }
 
     fn take(&mut self) -> Bytes {
-        if self.rest.is_empty() {
-            std::mem::take(&mut self.first)
-        } else {
-            Bytes::from(std::mem::take(&mut self.rest))
+        if self.expected > 0 && !self.buf.is_empty() {
+            return Bytes::from(std::mem::take(&mut self.buf));
         }
+        if self.buf.is_empty() && self.frames.len() <= 1 {
+            return self.frames.pop().unwrap_or_default();
+        }
+        // The last block's room goes before the body is held twice.
+        self.buf.shrink_to_fit();
+        let mut joined = Vec::with_capacity(self.len);
+        // Each frame is freed once copied.
+        for frame in self.frames.drain(..) {
+            joined.extend_from_slice(&frame);
+        }
+        joined.extend_from_slice(&std::mem::take(&mut self.buf));
+        Bytes::from(joined)
     }
 }
 
@@ -472,7 +507,9 @@ where
                             parts
                                 .extensions
                                 .insert(RedactDecision::Redacted { altered, hidden });
-                            Response::from_parts(parts, FhirBody::full(Bytes::from(body)))
+                            // The chunks it was written in, one frame each: joining them would
+                            // hold the output twice.
+                            Response::from_parts(parts, FhirBody::frames(body.into_frames()))
                         }
                     };
                     return Poll::Ready(Ok(response));
@@ -480,5 +517,35 @@ where
             };
             this.state.set(next);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Collected, BLOCK};
+    use bytes::Bytes;
+
+    /// Frames of every size, with and without a length told (and a wrong one), gather into the
+    /// body they make up, in order.
+    #[test]
+    fn collected_frames_make_up_the_body() {
+        let sizes = [1, BLOCK + 7, 3, BLOCK, BLOCK - 3, 0, 2 * BLOCK + 1, 5];
+        let body: Vec<u8> = (0..sizes.iter().sum::<usize>())
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for expected in [0, body.len(), 10] {
+            let mut collected = Collected::new(expected);
+            let mut at = 0;
+            for size in sizes {
+                collected.push(Bytes::copy_from_slice(&body[at..at + size]));
+                at += size;
+                assert_eq!(collected.len(), at);
+            }
+            assert_eq!(collected.take(), body, "expected {expected}");
+        }
+        let mut one = Collected::new(0);
+        let frame = Bytes::from_static(b"{}");
+        one.push(frame.clone());
+        assert_eq!(one.take().as_ptr(), frame.as_ptr());
     }
 }

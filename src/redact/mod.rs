@@ -55,7 +55,7 @@
 //!
 //! let Redacted::Changed { body, .. } = redactor.plan(&Caller::anonymous()).redact(patient).unwrap()
 //! else { panic!() };
-//! assert!(!String::from_utf8(body).unwrap().contains("999-12-3456"));
+//! assert!(!String::from_utf8(body.into_vec()).unwrap().contains("999-12-3456"));
 //! ```
 
 mod builder;
@@ -77,6 +77,8 @@ mod scanner;
 mod search_guard;
 mod skip;
 mod strings;
+#[cfg(test)]
+mod walk_tests;
 
 pub use builder::RedactorBuilder;
 #[cfg(feature = "smart")]
@@ -88,6 +90,6 @@ pub use compile::{
     Plan, PolicyError, Predicate, Redactor, DEFAULT_MAX_BODY, DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING,
 };
 pub use layer::{Redact, RedactDecision, RedactFuture, RedactLayer, RedactRefusal};
-pub use outcome::{RedactError, Redacted, REDACTED_SYSTEM};
+pub use outcome::{RedactError, Redacted, RedactedBody, REDACTED_SYSTEM};
 pub use path::{ElementPath, Filter, PathError, Step, MAX_PATH_LEN};
 pub use policy::{Action, Caller, CallerMatch, LabelRule, Policy, Required, Rule};

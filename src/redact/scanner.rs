@@ -79,6 +79,7 @@ pub(crate) fn validate_indexed(
     let (mut stack, mut keys) = index.take_stacks();
     let result = validate_with(input, max_depth, base, index, &mut stack, &mut keys);
     index.put_stacks(stack, keys);
+    index.fit();
     result
 }
 

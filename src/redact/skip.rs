@@ -10,11 +10,15 @@ use super::scanner::{Frame, Key};
 ///
 /// Containers shorter than [`SMALL`] bytes are not kept: scanning one again costs about what a
 /// lookup does, and leaving them out keeps the index a small fraction of the body (the walk's
-/// memory is the body, the output and this index).
+/// memory is the body, the output and this index). An entry is six bytes: the start, and the
+/// length in 16 bits (`LONG` for a container of 64 KiB or more, whose end is in `long`:
+/// few containers are that long, even nested).
 #[derive(Default)]
 pub(crate) struct Index {
     starts: Vec<u32>,
-    ends: Vec<u32>,
+    lens: Vec<u16>,
+    /// `(start, end)` of the containers whose length is [`LONG`], in start order.
+    long: Vec<(u32, u32)>,
     /// The validating scan's stacks, kept for the next body.
     frames: Vec<Frame>,
     keys: Vec<Key>,
@@ -26,8 +30,9 @@ pub(crate) struct Index {
     keys_escaped: bool,
 }
 
-/// Past this many containers, an index is not kept for another body (its memory goes back).
-const KEEP: usize = 4096;
+/// Past this many containers, an index is not kept for another body (its memory goes back):
+/// 48 KiB of entries, the index of a body of about a megabyte.
+const KEEP: usize = 8192;
 
 thread_local! {
     /// One index per thread, reused: most bodies are small, and a reused index has its
@@ -35,8 +40,17 @@ thread_local! {
     static SPARE: std::cell::Cell<Option<Index>> = const { std::cell::Cell::new(None) };
 }
 
-/// Containers shorter than this are left out of the [`Index`].
-pub(crate) const SMALL: usize = 128;
+/// Containers shorter than this are left out of the [`Index`]. With six-byte entries, the
+/// index of a body takes at most what eight-byte entries above 128 bytes took (6/96 = 8/128
+/// bytes per byte of body and nesting level), and the FHIR objects of 96 to 127 bytes (an
+/// address, a telecom list, a coding) are skipped in one lookup.
+pub(crate) const SMALL: usize = 96;
+
+/// Indexes holding up to this many entries keep their spare capacity.
+const FIT_ABOVE: usize = 1024;
+
+/// The length of an entry whose end is in `Index::long`.
+const LONG: u16 = u16::MAX;
 
 impl Index {
     /// This thread's spare index, empty, or a new one.
@@ -70,7 +84,8 @@ impl Index {
 
     pub(crate) fn clear(&mut self) {
         self.starts.clear();
-        self.ends.clear();
+        self.lens.clear();
+        self.long.clear();
         self.hint.set(0);
         self.keys_escaped = false;
     }
@@ -92,26 +107,53 @@ impl Index {
         let slot = self.starts.len();
         if let Ok(at) = u32::try_from(at) {
             self.starts.push(at);
-            self.ends.push(0);
+            self.lens.push(0);
         }
         slot
+    }
+
+    /// After the validating scan, before any lookup: sorts the long containers (they close
+    /// inner first) and gives back the spare capacity, so the index of a body takes six bytes
+    /// a container while the walk runs, not up to twice that.
+    pub(super) fn fit(&mut self) {
+        self.long.sort_unstable();
+        // Small indexes (an NDJSON line's) keep their capacity for the next text. A little
+        // room is left: while scanning, the open containers are entries too, so a body like
+        // this one would otherwise regrow (and copy) the index only to give the room back.
+        let len = self.starts.len();
+        let room = len + len / 16 + 64;
+        if self.starts.capacity() > FIT_ABOVE.max(room) {
+            self.starts.shrink_to(room);
+            self.lens.shrink_to(room);
+        }
+        self.long.shrink_to_fit();
     }
 
     /// Records where the container of `slot` ends; forgets it if it is small. A small
     /// container's descendants are smaller still and were forgotten before it, so its slot is
     /// the last one.
     pub(super) fn close(&mut self, slot: usize, end: usize) {
-        let small = self
-            .starts
-            .get(slot)
-            .is_some_and(|&s| end.saturating_sub(s as usize) < SMALL);
-        if small && slot + 1 == self.starts.len() {
+        let Some(&start) = self.starts.get(slot) else {
+            return;
+        };
+        let len = end.saturating_sub(start as usize);
+        if len < SMALL && slot + 1 == self.starts.len() {
             self.starts.pop();
-            self.ends.pop();
+            self.lens.pop();
             return;
         }
-        if let (Some(e), Ok(end)) = (self.ends.get_mut(slot), u32::try_from(end)) {
-            *e = end;
+        let Some(l) = self.lens.get_mut(slot) else {
+            return;
+        };
+        match u16::try_from(len) {
+            Ok(len) if len < LONG => *l = len,
+            _ => {
+                // An end past u32 stays 0: the container is not found, and is scanned.
+                if let Ok(end) = u32::try_from(end) {
+                    *l = LONG;
+                    self.long.push((start, end));
+                }
+            }
         }
     }
 
@@ -169,11 +211,16 @@ impl Index {
             },
         };
         self.hint.set(slot + 1);
-        self.ends
-            .get(slot)
-            .copied()
-            .filter(|&e| e > start)
-            .map(|e| e as usize)
+        match self.lens.get(slot).copied()? {
+            0 => None,
+            LONG => self
+                .long
+                .binary_search_by_key(&start, |&(s, _)| s)
+                .ok()
+                .and_then(|k| self.long.get(k))
+                .map(|&(_, e)| e as usize),
+            len => Some(start as usize + usize::from(len)),
+        }
     }
 }
 
@@ -200,7 +247,7 @@ fn word(input: &[u8], i: usize) -> Option<u64> {
 }
 
 /// The first index at or after `i` holding `"` or `\\` (or, with `controls`, a byte below
-/// 0x20), eight bytes at a time; `input.len()` if none.
+/// 0x20), a word at a time; `input.len()` if none.
 #[inline]
 pub(super) fn string_stop(input: &[u8], mut i: usize, controls: bool) -> usize {
     while let Some(x) = word(input, i) {
@@ -255,6 +302,64 @@ mod tests {
                     scanner::skip_value(text, i),
                     "{i}"
                 );
+            }
+        }
+    }
+
+    /// The simple scan [`string_stop`] stands for.
+    fn stop_simple(input: &[u8], i: usize, controls: bool) -> usize {
+        (i..input.len())
+            .find(|&k| matches!(input[k], b'"' | b'\\') || (controls && input[k] < 0x20))
+            .unwrap_or(input.len())
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time search stops where a byte-at-a-time one does, on any bytes
+        /// (non-ASCII, controls, stops in either word of a step or in the tail).
+        #[test]
+        fn string_stop_agrees_with_a_byte_scan(
+            input in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::strategy::Just(b'a'),
+                    proptest::strategy::Just(0xc3u8),
+                ],
+                0..80,
+            ),
+            start in 0usize..90,
+        ) {
+            for controls in [false, true] {
+                let i = start.min(input.len());
+                proptest::prop_assert_eq!(
+                    string_stop(&input, i, controls),
+                    stop_simple(&input, i, controls)
+                );
+            }
+        }
+
+        /// Index lookups agree with scans for containers of every size around the thresholds
+        /// (left out below `SMALL`, a 16-bit length, the long table from 64 KiB).
+        #[test]
+        fn index_agrees_with_scans_at_any_size(
+            pads in proptest::collection::vec(0usize..200, 1..6),
+            long in proptest::bool::ANY,
+        ) {
+            let big = if long { "y".repeat(usize::from(u16::MAX) - 20) } else { String::new() };
+            let inner: Vec<String> = pads
+                .iter()
+                .map(|&n| format!(r#"{{"k":"{}","a":[{{"b":"{big}"}},[{n}]]}}"#, "x".repeat(n)))
+                .collect();
+            let text = format!(r#"[{{"e":[{}],"z":"{big}"}}]"#, inner.join(","));
+            let text = text.as_bytes();
+            let mut index = Index::default();
+            proptest::prop_assert!(scanner::validate_indexed(text, 10, 0, &mut index).is_ok());
+            for i in 0..text.len() {
+                if matches!(text[i], b'{' | b'[') {
+                    proptest::prop_assert_eq!(
+                        scanner::skip_value_in(text, Some(&index), i),
+                        scanner::skip_value(text, i)
+                    );
+                }
             }
         }
     }
