@@ -19,9 +19,19 @@ impl Walker<'_> {
             members.clear();
             let meta = self.out.written(ms, me);
             scanner::members(meta, 0, meta.len(), &mut members);
+            // Decoded when the text has an escaped key, so a `"\u0073ecurity"` list gets the
+            // coding rather than a second `security` beside it.
+            let escaped = self.index.keys_escaped();
             let security = members
                 .iter()
-                .find(|m| meta.get(m.key.0..m.key.1) == Some(b"security".as_slice()))
+                .find(|m| {
+                    let raw = meta.get(m.key.0..m.key.1).unwrap_or_default();
+                    if escaped {
+                        &*scanner::decode(raw) == b"security"
+                    } else {
+                        raw == b"security"
+                    }
+                })
                 .map(|m| m.value);
             // Where the coding goes, and whether it follows another member or item.
             let place = match security {

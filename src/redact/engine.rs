@@ -372,7 +372,16 @@ impl<'a> Walker<'a> {
                 Out::Kept => {
                     kept += 1;
                     if let Ctx::Root(_) = ctx {
-                        let key = self.bytes(m.key.0, m.key.1);
+                        let raw = self.bytes(m.key.0, m.key.1);
+                        // Decoded when the text has an escaped key: a `"\u006deta"` member is
+                        // the resource's `meta`, and the REDACTED label goes into it rather
+                        // than into a second `meta` (a duplicate key).
+                        let key = if self.index.keys_escaped() {
+                            scanner::decode(raw)
+                        } else {
+                            std::borrow::Cow::Borrowed(raw)
+                        };
+                        let key = &*key;
                         if same(key, b"id") {
                             marks.after_id = Some(self.out.len());
                         } else if same(key, b"resourceType") {
