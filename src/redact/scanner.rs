@@ -52,8 +52,12 @@ fn signature(raw: &[u8]) -> u64 {
     1u64 << (h >> 26)
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn skip_ws(input: &[u8], mut i: usize) -> usize {
+    // Compact JSON (most API responses) has no whitespace: one compare, no loop.
+    if input.get(i).is_none_or(|&b| b > b' ') {
+        return i;
+    }
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = input.get(i) {
         i += 1;
     }
@@ -275,7 +279,7 @@ fn scan_number(input: &[u8], mut i: usize) -> Result<usize, JsonError> {
 
 /// Scans the string starting at the quote at `i`; returns the index after the closing quote
 /// and whether it had escapes.
-#[inline]
+#[inline(always)]
 fn scan_string(input: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     let j = string_stop(input, i + 1, true);
     // Most strings: no escape, straight to the closing quote.
@@ -333,8 +337,10 @@ pub(crate) fn skip_value(input: &[u8], i: usize) -> usize {
     skip_value_in(input, None, i)
 }
 
-/// [`skip_value`], looking containers up in `index` when given.
-#[inline]
+/// [`skip_value`], looking containers up in `index` when given. Always inlined (it is called
+/// for every value the walk passes); a container the index does not hold is scanned out of
+/// line.
+#[inline(always)]
 pub(crate) fn skip_value_in(input: &[u8], index: Option<&Index>, i: usize) -> usize {
     match input.get(i) {
         Some(b'"') => skip_string(input, i),
@@ -343,26 +349,7 @@ pub(crate) fn skip_value_in(input: &[u8], index: Option<&Index>, i: usize) -> us
             if let Some(end) = index.and_then(|x| x.end(i)) {
                 return end;
             }
-            let mut depth = 0usize;
-            let mut j = i;
-            while let Some(&b) = input.get(j) {
-                match b {
-                    b'"' => {
-                        j = skip_string(input, j);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth = depth.saturating_sub(1);
-                        if depth == 0 {
-                            return j + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            input.len()
+            skip_container(input, i)
         }
         _ => {
             let mut j = i;
@@ -375,6 +362,31 @@ pub(crate) fn skip_value_in(input: &[u8], index: Option<&Index>, i: usize) -> us
             j
         }
     }
+}
+
+/// The end of the container opening at `i`, scanned (validated input).
+#[inline(never)]
+fn skip_container(input: &[u8], i: usize) -> usize {
+    let mut depth = 0usize;
+    let mut j = i;
+    while let Some(&b) = input.get(j) {
+        match b {
+            b'"' => {
+                j = skip_string(input, j);
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return j + 1;
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    input.len()
 }
 
 /// One member of an object: the key's content (without quotes) and the value, as spans.

@@ -132,6 +132,7 @@ impl Index {
     /// Records where the container of `slot` ends; forgets it if it is small. A small
     /// container's descendants are smaller still and were forgotten before it, so its slot is
     /// the last one.
+    #[inline]
     pub(super) fn close(&mut self, slot: usize, end: usize) {
         let Some(&start) = self.starts.get(slot) else {
             return;
@@ -247,8 +248,9 @@ fn word(input: &[u8], i: usize) -> Option<u64> {
 }
 
 /// The first index at or after `i` holding `"` or `\\` (or, with `controls`, a byte below
-/// 0x20), a word at a time; `input.len()` if none.
-#[inline]
+/// 0x20), a word at a time; `input.len()` if none. Always inlined: a call per string costs
+/// about what a short string's scan does.
+#[inline(always)]
 pub(super) fn string_stop(input: &[u8], mut i: usize, controls: bool) -> usize {
     while let Some(x) = word(input, i) {
         let mut m = eq_mask(x, b'"') | eq_mask(x, b'\\');
