@@ -72,7 +72,9 @@ impl<B> FhirBody<B> {
         }
     }
 
-    /// A body of these frames, in order (empty ones are left out).
+    /// A body of these frames, in order (empty ones are left out). Only the redaction layer
+    /// builds one.
+    #[cfg_attr(not(feature = "redact"), allow(dead_code))]
     pub(crate) fn frames(frames: impl IntoIterator<Item = Bytes>) -> Self {
         let frames: VecDeque<Bytes> = frames.into_iter().filter(|f| !f.is_empty()).collect();
         let left = frames.iter().map(|f| f.len() as u64).sum();

@@ -32,6 +32,24 @@ use std::time::Duration;
 /// clamped to 2^50 µs (35 years), so `now + tolerance` and every product stay exact.
 const MAX_MICROS: u64 = 1 << 50;
 
+/// The Lua that spends the request's cost (ARGV[2], µs) on the budget in KEYS[1], given `t`
+/// (Redis' `TIME`), `now`, `tat` and `used`: shared by [`REQUEST`] and [`BOTH`].
+macro_rules! spend_request_cost {
+    () => {
+        r"local spend = 0 + ARGV[2]
+if spend > 0 then
+  local new = now + used + spend
+  local s = new - new % 1000000
+  if tat and tat >= s then
+    redis.call('INCRBY', KEYS[1], new - tat)
+  else
+    redis.call('SET', KEYS[1], string.format('%d', new), 'PX', (s / 1000000 - t[1]) * 1000 + 2000)
+  end
+end
+"
+    };
+}
+
 /// `request` (a request budget alone): KEYS[1] holds the budget's TAT (µs on Redis' clock);
 /// ARGV[1] is the most of the budget that may be in use for the cost to fit (`tau - cost·T`,
 /// negative when it never fits), ARGV[2] the cost in µs (`cost·T`; 0 spends nothing). Spends the
@@ -45,25 +63,19 @@ const MAX_MICROS: u64 = 1 << 50;
 /// in (so the key outlives its TAT by 1–3 s): a write whose new TAT falls in the same second as
 /// the old one adds the difference to it (`INCRBY`, which keeps the key's expiry and costs Redis
 /// much less than `SET … PX`); any other sets TAT and expiry anew.
-const REQUEST: &str = r"
+const REQUEST: &str = concat!(
+    r"
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local tat = tonumber(redis.call('GET', KEYS[1]))
 local used = 0
 if tat and tat > now then used = tat - now end
 if used > 0 + ARGV[1] then return -1 - used end
-local spend = 0 + ARGV[2]
-if spend > 0 then
-  local new = now + used + spend
-  local s = new - new % 1000000
-  if tat and tat >= s then
-    redis.call('INCRBY', KEYS[1], new - tat)
-  else
-    redis.call('SET', KEYS[1], string.format('%d', new), 'PX', (s / 1000000 - t[1]) * 1000 + 2000)
-  end
-end
-return used
-";
+",
+    spend_request_cost!(),
+    r"return used
+"
+);
 
 /// `resources` (a resource budget alone, only peeked): replies how much of the budget in
 /// KEYS[1] is in use (µs).
@@ -80,7 +92,8 @@ return 0
 /// free, ARGV[4] the same for one unit of the request budget. The request's cost is spent only
 /// when the resource budget has a unit; without one the request budget is only peeked for one
 /// unit. Replies the request's answer as [`REQUEST`] does and the resource budget's use (µs).
-const BOTH: &str = r"
+const BOTH: &str = concat!(
+    r"
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local v = redis.call('MGET', KEYS[1], KEYS[2])
@@ -93,18 +106,11 @@ if rused > 0 + ARGV[3] then
   return {used, rused}
 end
 if used > 0 + ARGV[1] then return {-1 - used, rused} end
-local spend = 0 + ARGV[2]
-if spend > 0 then
-  local new = now + used + spend
-  local s = new - new % 1000000
-  if tat and tat >= s then
-    redis.call('INCRBY', KEYS[1], new - tat)
-  else
-    redis.call('SET', KEYS[1], string.format('%d', new), 'PX', (s / 1000000 - t[1]) * 1000 + 2000)
-  end
-end
-return {used, rused}
-";
+",
+    spend_request_cost!(),
+    r"return {used, rused}
+"
+);
 
 /// `take`: spends ARGV[3] units (or with ARGV[4] = `1` as many as are free) of the budget in
 /// KEYS[1] (ARGV[1..2] = T, tau in µs). Returns granted, remaining, reset (µs), retry (µs).
