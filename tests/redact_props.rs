@@ -207,7 +207,9 @@ mod props {
                 {"paths":["Patient.identifier", "Observation.value[x]"],"action":{"kind":"remove"}}
             ]})).unwrap()).unwrap().plan(&Caller::anonymous());
             if let Ok(Redacted::Changed { body, .. }) = plan.redact(&input) {
-                prop_assert!(serde_json::from_slice::<Value>(&body.to_vec()).is_ok());
+                // A syntax check (RFC 8259), not a conversion: a mutated digit can make a number
+                // such as `-1e0309` that is valid JSON, copied as written, but out of f64 range.
+                prop_assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&body.to_vec()).is_ok());
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use super::builder::RedactorBuilder;
 use super::check;
+use super::member::RootKeys;
 use super::path::Step;
 use super::policy::{Action, Caller, CallerMatch, LabelRule, Policy, Required, Rule};
 use crate::fhir::tables::ElementDef;
@@ -294,12 +295,20 @@ impl Redactor {
                 }
             }
         }
+        let all = &self.inner.selectors;
         let compiled = Arc::new(Compiled {
             selectors,
             hidden_types,
             labels,
+            any_keys: RootKeys::new(all, &any_root),
             any_root,
-            by_root,
+            by_root: by_root
+                .into_iter()
+                .map(|(root, states)| {
+                    let keys = RootKeys::new(all, &states);
+                    (root, states, keys)
+                })
+                .collect(),
         });
         if counted {
             self.inner.plans.put(key, &compiled);
@@ -400,8 +409,11 @@ pub(crate) struct Compiled {
     labels: Vec<usize>,
     /// The selectors with a `*` root, for a resource of a type no selector names.
     any_root: Vec<usize>,
-    /// For each type a selector names: its selectors and the `*` ones, in policy order.
-    by_root: Vec<(String, Vec<usize>)>,
+    /// [`Compiled::any_root`] tabled by key.
+    any_keys: RootKeys,
+    /// For each type a selector names: its selectors and the `*` ones, in policy order, and
+    /// them tabled by key.
+    by_root: Vec<(String, Vec<usize>, RootKeys)>,
 }
 
 impl Plan {
@@ -421,13 +433,14 @@ impl Plan {
         !self.compiled.selectors.is_empty()
     }
 
-    /// The selectors that apply to a resource of type `rt`, in policy order.
-    pub(crate) fn selectors_for(&self, rt: &[u8]) -> &[usize] {
-        self.compiled
-            .by_root
+    /// The selectors that apply to a resource of type `rt`, in policy order, and them tabled
+    /// by key.
+    pub(crate) fn selectors_for(&self, rt: &[u8]) -> (&[usize], &RootKeys) {
+        let c = &self.compiled;
+        c.by_root
             .iter()
-            .find(|(r, _)| r.as_bytes() == rt)
-            .map_or(&self.compiled.any_root, |(_, v)| v)
+            .find(|(r, _, _)| r.as_bytes() == rt)
+            .map_or((&c.any_root, &c.any_keys), |(_, v, k)| (v, k))
     }
 
     /// The root type of each selector that applies (`None` for `*`).

@@ -2,7 +2,7 @@
 //! no rule touches byte for byte and re-emits only what changes.
 
 use super::compile::{Plan, Selector};
-use super::member::KeyFilter;
+use super::member::{KeyFilter, RootKeys};
 use super::outcome::{RedactError, Redacted};
 use super::output::Output;
 use super::path::Step;
@@ -284,13 +284,10 @@ impl<'a> Walker<'a> {
             b"Parameters" => Root::Parameters,
             _ => Root::Other,
         };
+        let plan = self.plan;
+        let (selectors, keys) = plan.selectors_for(&rt);
         let mut states = self.sts();
-        states.extend(
-            self.plan
-                .selectors_for(&rt)
-                .iter()
-                .map(|&i| St { sel: i, pos: 0 }),
-        );
+        states.extend(selectors.iter().map(|&i| St { sel: i, pos: 0 }));
         let nested = root != Root::Other || contained;
         if states.is_empty() && !nested {
             self.recycle(members);
@@ -300,7 +297,8 @@ impl<'a> Walker<'a> {
         let saved = std::mem::replace(&mut self.changes, 0);
         let start = self.out.len();
         let mut marks = Marks::default();
-        let result = self.object_members(s, e, &members, Ctx::Root(root), &states, &mut marks);
+        let ctx = Ctx::Root(root);
+        let result = self.object_members(s, e, &members, (ctx, Some(keys)), &states, &mut marks);
         self.st_pool.push(states);
         self.recycle(members);
         let result = result?;
@@ -335,11 +333,11 @@ impl<'a> Walker<'a> {
         members: Option<&[Member]>,
     ) -> Result<Out, RedactError> {
         if let Some(members) = members {
-            return self.object_members(s, e, members, ctx, states, &mut Marks::default());
+            return self.object_members(s, e, members, (ctx, None), states, &mut Marks::default());
         }
         let members = self.members_of(s, e);
         let mut marks = Marks::default();
-        let r = self.object_members(s, e, &members, ctx, states, &mut marks);
+        let r = self.object_members(s, e, &members, (ctx, None), states, &mut marks);
         self.recycle(members);
         r
     }
@@ -349,14 +347,17 @@ impl<'a> Walker<'a> {
         s: usize,
         e: usize,
         members: &[Member],
-        ctx: Ctx,
+        (ctx, root): (Ctx, Option<&RootKeys>),
         states: &[St],
         marks: &mut Marks,
     ) -> Result<Out, RedactError> {
         let start = self.out.len();
         // The input's `{`, copied: it joins the copies that follow.
         self.copy(s, s + 1);
-        let filter = KeyFilter::new(self.plan, states);
+        let filter = match root {
+            Some(keys) => keys.filter,
+            None => KeyFilter::new(self.plan, states),
+        };
         let mut kept = 0usize;
         let mut prev_end = s + 1;
         let first_start = members.first().map_or(e, |m| m.start);
@@ -368,7 +369,7 @@ impl<'a> Walker<'a> {
                 self.copy(prev_end, m.start);
             }
             prev_end = m.value.1;
-            match self.member(m, ctx, states, &filter)? {
+            match self.member(m, ctx, states, &filter, root)? {
                 Out::Kept => {
                     kept += 1;
                     if let Ctx::Root(_) = ctx {

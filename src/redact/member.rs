@@ -2,15 +2,13 @@
 //! (array item) it holds: where rules match, edits; where they may match deeper, recursion;
 //! elsewhere, a byte-exact copy.
 
-use super::compile::ElemAction;
-use super::compile::Plan;
+use super::compile::{ElemAction, Plan, Selector};
 use super::edit::{effective, merge};
 use super::engine::{selector_step, BundleKind, Ctx, Out, Root, Special, St, Walker};
 use super::outcome::RedactError;
 use super::path::{key_matches, Step};
 use super::scanner::{self, decode, Member};
 use super::strings::same;
-use std::borrow::Cow;
 
 impl Walker<'_> {
     pub(super) fn sts(&mut self) -> Vec<St> {
@@ -19,27 +17,33 @@ impl Walker<'_> {
         v
     }
 
-    /// Walks one member under `states`; `filter` is theirs ([`KeyFilter::new`]).
+    /// Walks one member under `states`; `filter` is theirs ([`KeyFilter::new`]); `root` is
+    /// their table when they are a resource's root states ([`RootKeys`]).
     pub(super) fn member(
         &mut self,
         m: &Member,
         ctx: Ctx,
         states: &[St],
         filter: &KeyFilter,
+        root: Option<&RootKeys>,
     ) -> Result<Out, RedactError> {
         let key_raw = self.bytes(m.key.0, m.key.1);
-        let key = if self.index.keys_escaped() {
-            decode(key_raw)
+        // A plain slice, not a `Cow` looked into at each use: decoded only when the text has
+        // an escaped key.
+        let decoded;
+        let key: &[u8] = if self.index.keys_escaped() {
+            decoded = decode(key_raw);
+            &decoded
         } else {
-            Cow::Borrowed(key_raw)
+            key_raw
         };
-        if matches!(ctx, Ctx::Root(_)) && same(&key, b"resourceType") {
+        if matches!(ctx, Ctx::Root(_)) && same(key, b"resourceType") {
             self.copy(m.start, m.value.1);
             return Ok(Out::Kept);
         }
         let (base, sibling) = match key.strip_prefix(b"_") {
             Some(b) => (b, true),
-            None => (&*key, false),
+            None => (key, false),
         };
         if same(base, b"total")
             && matches!(
@@ -58,6 +62,16 @@ impl Walker<'_> {
         if special == Special::None && !filter.may_match(base) {
             self.copy(m.start, m.value.1);
             return Ok(Out::Kept);
+        }
+        if let Some(keys) = root.and_then(|r| r.keys.as_deref()) {
+            // One lookup gives what the loop over the states below would: the keys are
+            // disjoint, so the one entry matching holds every state that matches.
+            let entry = keys.iter().find(|k| key_matches(base, &k.name, k.choice));
+            if let Some(action) = entry.and_then(|k| k.full.as_ref()) {
+                return self.whole_member(m, base, sibling, action);
+            }
+            let hits = entry.map_or(&[][..], |k| k.hits.as_slice());
+            return self.values(m, ctx, special, hits, &[]);
         }
         let (mut hits, mut deeper) = (self.sts(), self.sts());
         let r = self.member_with(
@@ -111,6 +125,19 @@ impl Walker<'_> {
         if let Some(action) = full {
             return self.whole_member(m, base, sibling, &action);
         }
+        self.values(m, ctx, special, hits, deeper)
+    }
+
+    /// The member's value (or each item of its array) under the states that matched its key
+    /// (`hits`) and those carried down (`deeper`).
+    fn values(
+        &mut self,
+        m: &Member,
+        ctx: Ctx,
+        special: Special,
+        hits: &[St],
+        deeper: &[St],
+    ) -> Result<Out, RedactError> {
         if hits.is_empty() && deeper.is_empty() && special == Special::None {
             self.copy(m.start, m.value.1);
             return Ok(Out::Kept);
@@ -305,7 +332,8 @@ fn special(ctx: Ctx, base: &[u8], sibling: bool) -> Special {
 /// What the keys the selector states of one object can match look like: their first bytes
 /// and lengths, a bit each (64 of them, so some keys pass that no state matches). A key that
 /// fails is matched by none, and its member is copied without the per-member work.
-pub(super) struct KeyFilter {
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct KeyFilter {
     /// A state at `descendants()`: every member is walked.
     all: bool,
     firsts: u64,
@@ -324,26 +352,25 @@ fn first(name: &[u8]) -> usize {
 
 impl KeyFilter {
     pub(super) fn new(plan: &Plan, states: &[St]) -> Self {
-        let mut f = KeyFilter {
-            all: false,
-            firsts: 0,
-            lens: 0,
-        };
+        let mut f = KeyFilter::default();
         for st in states {
-            let Some(sel) = plan.selector(st.sel) else {
-                continue;
-            };
-            match selector_step(sel, st.pos) {
-                Some(Step::Descendants) => f.all = true,
-                Some(Step::Element { name, choice, .. }) => {
-                    f.firsts |= bit(first(name.as_bytes()));
-                    // A choice (`value[x]`) matches longer keys: any length.
-                    f.lens |= if *choice { u64::MAX } else { bit(name.len()) };
-                }
-                None => {}
+            if let Some(sel) = plan.selector(st.sel) {
+                f.add(selector_step(sel, st.pos));
             }
         }
         f
+    }
+
+    fn add(&mut self, step: Option<&Step>) {
+        match step {
+            Some(Step::Descendants) => self.all = true,
+            Some(Step::Element { name, choice, .. }) => {
+                self.firsts |= bit(first(name.as_bytes()));
+                // A choice (`value[x]`) matches longer keys: any length.
+                self.lens |= if *choice { u64::MAX } else { bit(name.len()) };
+            }
+            None => {}
+        }
     }
 
     /// Whether some state may match `base` (the key without `_`); `false` only when none does
@@ -351,5 +378,85 @@ impl KeyFilter {
     #[inline]
     pub(super) fn may_match(&self, base: &[u8]) -> bool {
         self.all || (self.firsts & bit(first(base)) != 0 && self.lens & bit(base.len()) != 0)
+    }
+}
+
+/// The root states of a resource type, tabled by key once, with the plan: a member of the
+/// resource finds the states its key matches in one lookup, where the walk would otherwise go
+/// through every state's selector and step for each member (issue #5).
+#[derive(Debug, Default)]
+pub(crate) struct RootKeys {
+    /// What [`KeyFilter::new`] finds for these states.
+    pub(super) filter: KeyFilter,
+    /// An entry per element name; `None` when a state is at `descendants()` or one key could
+    /// match two entries (`value[x]` and `valueQuantity`): the states are then walked one by
+    /// one, as for any object.
+    keys: Option<Vec<RootKey>>,
+}
+
+#[derive(Debug)]
+struct RootKey {
+    name: String,
+    choice: bool,
+    /// The merged action of the states selecting the whole member, in policy order.
+    full: Option<ElemAction>,
+    /// The states going on into the value (a filter or more steps), in policy order.
+    hits: Vec<St>,
+}
+
+impl RootKeys {
+    /// The table of the states of `selectors` at `states`, each at its first step.
+    pub(crate) fn new(selectors: &[Selector], states: &[usize]) -> Self {
+        let mut filter = KeyFilter::default();
+        let mut keys: Vec<RootKey> = Vec::new();
+        let mut tabled = true;
+        for &i in states {
+            let Some(sel) = selectors.get(i) else {
+                continue;
+            };
+            let step = sel.steps.first();
+            filter.add(step);
+            let Some(Step::Element {
+                name,
+                choice,
+                filter: where_filter,
+            }) = step
+            else {
+                tabled &= step.is_none();
+                continue;
+            };
+            let at = keys
+                .iter()
+                .position(|k| k.name == *name && k.choice == *choice)
+                .unwrap_or_else(|| {
+                    keys.push(RootKey {
+                        name: name.clone(),
+                        choice: *choice,
+                        full: None,
+                        hits: Vec::new(),
+                    });
+                    keys.len() - 1
+                });
+            let Some(key) = keys.get_mut(at) else {
+                continue;
+            };
+            if sel.steps.len() == 1 && where_filter.is_none() {
+                key.full = Some(merge(key.full.take(), effective(sel, &sel.action)));
+            } else {
+                key.hits.push(St { sel: i, pos: 0 });
+            }
+        }
+        // Two entries one key can match (a choice and a longer name it covers): conservative,
+        // `value` and `value[x]` count too though no key matches both.
+        let overlap = keys.iter().enumerate().any(|(a, x)| {
+            keys.iter().skip(a + 1).any(|y| {
+                key_matches(y.name.as_bytes(), &x.name, x.choice)
+                    || key_matches(x.name.as_bytes(), &y.name, y.choice)
+            })
+        });
+        RootKeys {
+            filter,
+            keys: (tabled && !overlap).then_some(keys),
+        }
     }
 }

@@ -284,7 +284,7 @@ impl<'de> serde::Deserialize<'de> for ElementPath {
 
 /// Whether JSON member `key` is the element named by a step (`name`, or `name` + a type
 /// suffix for a choice). A `_key` sibling is matched by the caller stripping the underscore.
-#[inline]
+#[inline(always)]
 pub(crate) fn key_matches(key: &[u8], name: &str, choice: bool) -> bool {
     let name = name.as_bytes();
     if !choice {
