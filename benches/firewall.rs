@@ -66,11 +66,12 @@ where
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let mut group = c.benchmark_group("firewall");
-    let mut baseline = tower::util::MapRequestLayer::new(|r: Req| r).layer(handler());
-    group.bench_function("pass_through", |b| b.iter(|| call(&mut baseline)));
+fn pass_through(
+) -> impl Service<Req, Response = Response<String>, Error = Infallible, Future: Unpin> + Clone {
+    tower::util::MapRequestLayer::new(|r: Req| r).layer(handler())
+}
 
+fn firewall() -> FirewallLayer {
     let routes = RouteInventory::new("/fhir")
         .alias_base("/fhir-v0")
         .declare(
@@ -82,12 +83,19 @@ fn bench(c: &mut Criterion) {
             [Interaction::Read, Interaction::SearchType],
         )
         .extra(http::Method::GET, "/health");
-    let firewall = FirewallLayer::builder(routes)
+    FirewallLayer::builder(routes)
         .allow(IpRule::allow(["127.0.0.0/8", "::1/128"]).unwrap())
         .group("/fhir/$export", IpRule::allow(["10.0.0.0/8"]).unwrap())
         .sunset(Sunset::new("/fhir-v0", 1_735_689_600, 1_782_864_000).successor("/fhir"))
-        .build();
-    let mut fw = firewall.layer(handler());
+        .build()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("firewall");
+    let mut baseline = pass_through();
+    group.bench_function("pass_through", |b| b.iter(|| call(&mut baseline)));
+
+    let mut fw = firewall().layer(handler());
     group.bench_function("firewall_allowed_read", |b| b.iter(|| call(&mut fw)));
     in_turns(&mut baseline, &mut fw);
 
@@ -150,9 +158,32 @@ where
     );
 }
 
+/// `n` calls, out of line so a profiler names each service's loop: run the bench binary with
+/// `FHIRWALL_BENCH_CALLS=<n>` under `valgrind --tool=callgrind` and compare the inclusive
+/// counts of the two `calls` instances (instructions do not drift with the machine's load).
+#[inline(never)]
+fn calls<S, B>(svc: &mut S, n: u32)
+where
+    S: Service<Req, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..n {
+        black_box(call(svc));
+    }
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
+    if let Some(n) = std::env::var("FHIRWALL_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        calls(&mut pass_through(), n);
+        calls(&mut firewall().layer(handler()), n);
+        println!("{n} calls each: pass_through, then firewall_allowed_read");
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     support::report_ratio("firewall", "firewall_allowed_read", "pass_through", 10.0);

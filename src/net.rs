@@ -35,6 +35,7 @@ use std::sync::Arc;
 pub struct RemoteAddr(pub SocketAddr);
 
 /// The peer address of a request, from [`RemoteAddr`] or axum's `ConnectInfo<SocketAddr>`.
+#[inline]
 pub fn remote_addr(extensions: &Extensions) -> Option<SocketAddr> {
     if let Some(RemoteAddr(addr)) = extensions.get::<RemoteAddr>() {
         return Some(*addr);
@@ -130,8 +131,15 @@ impl IpNetworks {
 
     /// Whether `ip` is in one of the networks. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`)
     /// are compared as IPv4, so a dual-stack listener can't slip past an IPv4 rule.
+    #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match canonical(ip) {
+        self.contains_canonical(canonical(ip))
+    }
+
+    /// [`contains`](Self::contains) for an address already in canonical form.
+    #[inline]
+    pub(crate) fn contains_canonical(&self, ip: IpAddr) -> bool {
+        match ip {
             IpAddr::V4(v4) => {
                 let a = u32::from(v4);
                 self.nets.v4.iter().any(|&(net, mask)| a & mask == net)
@@ -144,12 +152,15 @@ impl IpNetworks {
     }
 
     /// Whether there are no networks.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.nets.v4.is_empty() && self.nets.v6.is_empty()
     }
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+/// An IPv4-mapped IPv6 address as the IPv4 address it maps; other addresses as they are.
+#[inline]
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
@@ -179,7 +190,15 @@ impl TrustedProxies {
         })
     }
 
+    /// Whether no proxy is trusted.
+    #[cfg(feature = "firewall")]
+    #[inline]
+    pub(crate) fn is_none(&self) -> bool {
+        self.networks.is_empty()
+    }
+
     /// Whether this peer is a trusted proxy.
+    #[inline]
     pub fn is_trusted(&self, peer: IpAddr) -> bool {
         self.networks.contains(peer)
     }
@@ -189,10 +208,17 @@ impl TrustedProxies {
     ///
     /// When the header is missing or malformed the peer's own address is returned, so a bad
     /// header never makes a request look as if it came from elsewhere.
+    #[inline]
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if self.networks.is_empty() || !self.is_trusted(peer) {
             return canonical(peer);
         }
+        self.forwarded_client_ip(peer, headers)
+    }
+
+    /// [`client_ip`](Self::client_ip) for a trusted peer: kept out of line, so the usual
+    /// direct connection inlines to a check and a return.
+    fn forwarded_client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let mut hops = Vec::new();
         for value in headers.get_all("x-forwarded-for") {
             let Ok(value) = value.to_str() else {

@@ -1,6 +1,6 @@
 //! IP allowlists: by route group (path prefix) and by trusted client.
 
-use crate::net::{BadCidr, IpNetworks};
+use crate::net::{canonical, BadCidr, IpNetworks};
 use std::net::IpAddr;
 
 /// Allow and deny networks; deny wins. An empty allow list allows every address not denied.
@@ -51,13 +51,18 @@ impl IpRule {
 
     /// Whether every address passes (no allow list, no deny list): the per-request check is
     /// then skipped, and no client address is needed.
+    #[inline]
     pub(crate) fn is_any(&self) -> bool {
         self.allow.is_empty() && self.deny.is_empty()
     }
 
     /// Whether `ip` may pass.
+    #[inline]
     pub fn permits(&self, ip: IpAddr) -> bool {
-        !self.deny.contains(ip) && (self.allow.is_empty() || self.allow.contains(ip))
+        // Canonical once for both lists (`contains` would make it so twice).
+        let ip = canonical(ip);
+        !self.deny.contains_canonical(ip)
+            && (self.allow.is_empty() || self.allow.contains_canonical(ip))
     }
 }
 
@@ -81,20 +86,29 @@ pub(crate) fn under(path: &str, prefix: &str) -> bool {
         return true;
     }
     let path = path.as_bytes();
-    path.starts_with(prefix) && matches!(path.get(prefix.len()), None | Some(b'/'))
+    // The boundary byte first: it rejects most prefixes a path is not under without a call
+    // to compare the bytes.
+    path.len() >= prefix.len()
+        && matches!(path.get(prefix.len()), None | Some(b'/'))
+        && path.starts_with(prefix)
 }
 
-/// The address rule for `path`: the longest matching group's, else the default.
+/// The address rule for `path`: the longest matching group's (of equal ones the last), else
+/// the default.
+#[inline]
 pub(crate) fn rule_for<'a>(
     groups: &'a [RouteGroup],
     default: &'a IpRule,
     path: &str,
 ) -> &'a IpRule {
-    groups
-        .iter()
-        .filter(|g| under(path, &g.prefix))
-        .max_by_key(|g| g.prefix.len())
-        .map_or(default, |g| &g.rule)
+    // A plain loop: the iterator chain's closures cost more than the few groups it visits.
+    let mut longest: Option<&RouteGroup> = None;
+    for g in groups {
+        if under(path, &g.prefix) && longest.is_none_or(|l| g.prefix.len() >= l.prefix.len()) {
+            longest = Some(g);
+        }
+    }
+    longest.map_or(default, |g| &g.rule)
 }
 
 #[cfg(test)]
@@ -128,5 +142,35 @@ mod tests {
         assert!(r.permits("10.1.1.1".parse().unwrap()));
         let r = rule_for(&groups, &default, "/health");
         assert!(r.permits("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn equal_groups_the_last_wins() {
+        // As `max_by_key` chose before the loop replaced it.
+        let groups = vec![
+            RouteGroup {
+                prefix: "/admin".into(),
+                rule: IpRule::allow(["10.0.0.0/8"]).unwrap(),
+            },
+            RouteGroup {
+                prefix: "/admin".into(),
+                rule: IpRule::allow(["192.0.2.0/24"]).unwrap(),
+            },
+        ];
+        let default = IpRule::any();
+        let r = rule_for(&groups, &default, "/admin/x");
+        assert!(r.permits("192.0.2.1".parse().unwrap()));
+        assert!(!r.permits("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn mapped_addresses_meet_ipv4_rules() {
+        let rule = IpRule::allow(["10.0.0.0/8"])
+            .unwrap()
+            .deny(["10.66.0.0/16"])
+            .unwrap();
+        assert!(rule.permits("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!rule.permits("::ffff:10.66.0.1".parse().unwrap()));
+        assert!(!rule.permits("::ffff:192.0.2.1".parse().unwrap()));
     }
 }

@@ -2,13 +2,14 @@
 
 use super::allowlist::{rule_for, under, IpRule, RouteGroup};
 use super::decision::{FirewallDecision, FirewallRefusal};
+use super::headers::{CustomValues, EdgeHeaders};
 use super::routes::{RouteCheck, RouteInventory};
-use super::sunset::{Clock, Sunset, SunsetHeaders, SystemClock};
-use super::transport::{strip_server_headers, ResponseHeads, TransportPolicy};
+use super::sunset::{Clock, Sunset, SystemClock};
+use super::transport::TransportPolicy;
 use super::window::AccessWindow;
 use crate::body::FhirBody;
-use crate::net::{remote_addr, TrustedProxies};
-use http::{Extensions, HeaderValue, Request, Response};
+use crate::net::{canonical, remote_addr, TrustedProxies};
+use http::{Extensions, HeaderMap, Method, Request, Response, Uri};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::net::IpAddr;
@@ -46,9 +47,9 @@ struct Config {
     routes: RouteInventory,
     sunsets: Vec<Sunset>,
     transport: TransportPolicy,
-    /// The transport's `Referrer-Policy` when it is not the default (worked out once, so a
-    /// request clones no header value for the default).
-    custom_referrer: Option<HeaderValue>,
+    /// The header values that differ from the defaults, worked out once by the builder: with
+    /// the defaults (`None`) a response future carries no value at all, only a flag.
+    custom: Option<Arc<CustomValues>>,
     client_networks: Vec<(String, IpRule)>,
     windows: Vec<(String, AccessWindow)>,
     /// `None`: [`default_subjects`], matched without formatting a string per request.
@@ -134,9 +135,7 @@ impl FirewallBuilder {
 
     /// The layer.
     pub fn build(mut self) -> FirewallLayer {
-        let referrer = &self.config.transport.referrer_policy;
-        self.config.custom_referrer =
-            (referrer != DEFAULT_REFERRER_POLICY).then(|| referrer.clone());
+        self.config.custom = CustomValues::of(&self.config.transport);
         FirewallLayer {
             config: Arc::new(self.config),
         }
@@ -187,7 +186,7 @@ impl FirewallLayer {
                 routes,
                 sunsets: Vec::new(),
                 transport: TransportPolicy::default(),
-                custom_referrer: None,
+                custom: None,
                 client_networks: Vec::new(),
                 windows: Vec::new(),
                 subjects: None,
@@ -209,7 +208,7 @@ impl FirewallLayer {
                 routes: c.routes.clone(),
                 sunsets: Vec::new(),
                 transport: TransportPolicy::default(),
-                custom_referrer: None,
+                custom: None,
                 client_networks: c.client_networks.clone(),
                 windows: c.windows.clone(),
                 subjects: c.subjects.clone(),
@@ -236,60 +235,6 @@ pub struct Firewall<S> {
     inner: S,
     config: Arc<Config>,
 }
-
-/// The headers an edge firewall sets on a response, taken from the config when the request
-/// is judged: the response future then holds no `Arc` (a reference count every core would
-/// otherwise bump twice per request), and cloning the prebuilt values is cheap (the defaults
-/// are static).
-struct EdgeHeaders {
-    /// `None` for the default, `no-referrer`, made from a static in [`apply`](Self::apply).
-    referrer_policy: Option<HeaderValue>,
-    /// `Some` when TLS is required.
-    hsts: Option<HeaderValue>,
-    /// Under a deprecated prefix; boxed so the future every request carries stays small
-    /// (it is moved a few times on its way to the executor) for the rare deprecated route.
-    sunset: Option<Box<SunsetHeaders>>,
-}
-
-impl EdgeHeaders {
-    /// The security headers, with the modes the tower-http layers had: `Cache-Control:
-    /// no-store` on PHI and `Referrer-Policy` only when the service set none,
-    /// `X-Content-Type-Options` and HSTS always (replacing the service's).
-    fn apply(self, headers: &mut http::HeaderMap) {
-        use http::header::{
-            CACHE_CONTROL, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
-        };
-        let heads = ResponseHeads::scan(headers);
-        if heads.names_server {
-            strip_server_headers(headers);
-        }
-        if let Some(sunset) = self.sunset {
-            sunset.apply(headers);
-        }
-        // Known absent, so appended without looking again.
-        if heads.phi && !heads.cache_control {
-            headers.append(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        }
-        if !heads.referrer_policy {
-            let value = self
-                .referrer_policy
-                .unwrap_or_else(|| HeaderValue::from_static(DEFAULT_REFERRER_POLICY));
-            headers.append(REFERRER_POLICY, value);
-        }
-        let nosniff = HeaderValue::from_static("nosniff");
-        if heads.nosniff {
-            headers.insert(X_CONTENT_TYPE_OPTIONS, nosniff);
-        } else {
-            headers.append(X_CONTENT_TYPE_OPTIONS, nosniff);
-        }
-        if let Some(hsts) = self.hsts {
-            headers.insert(STRICT_TRANSPORT_SECURITY, hsts);
-        }
-    }
-}
-
-/// [`TransportPolicy`]'s default `Referrer-Policy`.
-const DEFAULT_REFERRER_POLICY: &str = "no-referrer";
 
 /// A request's subject as `prefix` + `name`, compared with the configured subjects without
 /// being formatted into a string of its own.
@@ -332,17 +277,18 @@ fn default_subject_refs(extensions: &Extensions) -> [Option<Subject<'_>>; 2] {
 
 impl Config {
     /// The headers for a response, `None` at the client stage (which sets none).
+    #[inline]
     fn edge_headers(&self, sunset: Option<usize>) -> Option<EdgeHeaders> {
         if self.stage != Stage::Edge {
             return None;
         }
-        let t = &self.transport;
         Some(EdgeHeaders {
-            referrer_policy: self.custom_referrer.clone(),
-            hsts: t.require_tls.then(|| t.hsts.clone()),
-            sunset: sunset
-                .and_then(|i| self.sunsets.get(i))
-                .map(|s| Box::new(s.headers())),
+            custom: self.custom.clone(),
+            hsts: self.transport.require_tls,
+            sunset: match sunset {
+                None => None,
+                Some(i) => self.sunsets.get(i).map(|s| Box::new(s.headers())),
+            },
         })
     }
 
@@ -350,11 +296,10 @@ impl Config {
     fn judge_subject(
         &self,
         subject: Subject<'_>,
-        client_ip: &mut dyn FnMut() -> Option<IpAddr>,
-        now: &mut dyn FnMut() -> std::time::SystemTime,
+        lazy: &mut Lazy<'_>,
     ) -> Result<(), FirewallRefusal> {
         for (_, rule) in self.client_networks.iter().filter(|(s, _)| subject.is(s)) {
-            match client_ip() {
+            match lazy.client_ip() {
                 Some(ip) if rule.permits(ip) => {}
                 Some(_) => return Err(FirewallRefusal::ClientAddressNotAllowed),
                 None => return Err(FirewallRefusal::UnknownAddress),
@@ -366,7 +311,7 @@ impl Config {
             .filter(|(s, _)| subject.is(s))
             .peekable();
         if windows.peek().is_some() {
-            let now = now();
+            let now = lazy.now();
             if !windows.any(|(_, w)| w.permits(now)) {
                 return Err(FirewallRefusal::OutsideAccessWindow);
             }
@@ -374,34 +319,37 @@ impl Config {
         Ok(())
     }
 
-    fn judge<B>(&self, request: &Request<B>) -> Result<Option<usize>, FirewallRefusal> {
-        let peer = remote_addr(request.extensions()).map(|a| a.ip());
-        // Worked out only when a rule needs it (forwarded headers are read for it).
-        let mut client: Option<Option<IpAddr>> = None;
-        let mut client_ip = || {
-            *client
-                .get_or_insert_with(|| peer.map(|p| self.proxies.client_ip(p, request.headers())))
+    /// The request's fate: a refusal, or a pass with the index of the sunset it is under.
+    ///
+    /// Not generic over the body, so it is compiled (and its helpers inlined) once, here.
+    fn judge(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Option<usize>, FirewallRefusal> {
+        let mut lazy = Lazy {
+            config: self,
+            headers,
+            extensions,
+            peer: None,
+            client: None,
+            now: None,
         };
-        // Read at most once per request, and only when a sunset or a window needs it.
-        let mut clock: Option<std::time::SystemTime> = None;
-        let mut now = || *clock.get_or_insert_with(|| self.clock.now());
-        let path = request.uri().path();
+        let path = uri.path();
         let mut sunset = None;
         if self.stage == Stage::Edge {
             if self.transport.require_tls
-                && !self.transport.is_tls(
-                    request.uri(),
-                    request.headers(),
-                    request.extensions(),
-                    peer,
-                    &self.proxies,
-                )
+                && !self
+                    .transport
+                    .is_tls(uri, headers, extensions, lazy.peer(), &self.proxies)
             {
                 return Err(FirewallRefusal::PlainHttp);
             }
             let rule = rule_for(&self.groups, &self.default_rule, path);
             if !rule.is_any() {
-                match client_ip() {
+                match lazy.client_ip() {
                     None => return Err(FirewallRefusal::UnknownAddress),
                     Some(ip) if !rule.permits(ip) => {
                         return Err(FirewallRefusal::AddressNotAllowed)
@@ -409,45 +357,93 @@ impl Config {
                     Some(_) => {}
                 }
             }
-            if self
-                .routes
-                .check(request.method(), request.uri(), request.headers())
-                == RouteCheck::Undeclared
-            {
+            if self.routes.check_at(method, uri, path, headers) == RouteCheck::Undeclared {
                 return Err(FirewallRefusal::UndeclaredRoute);
             }
-            if let Some((i, s)) = self
-                .sunsets
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| under(path, &s.prefix))
-                .max_by_key(|(_, s)| s.prefix.len())
-            {
-                if s.is_past(now()) {
+            // The longest prefix wins; of equal ones the last (as `max_by_key` chose).
+            let mut longest: Option<(usize, &Sunset)> = None;
+            for (i, s) in self.sunsets.iter().enumerate() {
+                if under(path, &s.prefix)
+                    && longest.is_none_or(|(_, l)| s.prefix.len() >= l.prefix.len())
+                {
+                    longest = Some((i, s));
+                }
+            }
+            if let Some((i, s)) = longest {
+                if s.is_past(lazy.now()) {
                     return Err(FirewallRefusal::Sunset);
                 }
                 sunset = Some(i);
             }
         }
         if !self.client_networks.is_empty() || !self.windows.is_empty() {
-            match &self.subjects {
-                None => {
-                    for subject in default_subject_refs(request.extensions())
-                        .into_iter()
-                        .flatten()
-                    {
-                        self.judge_subject(subject, &mut client_ip, &mut now)?;
-                    }
+            self.judge_client(&mut lazy)?;
+        }
+        Ok(sunset)
+    }
+
+    /// The client-scoped rules, for each subject of the request: out of line, so a firewall
+    /// without them keeps a small frame.
+    #[inline(never)]
+    fn judge_client(&self, lazy: &mut Lazy<'_>) -> Result<(), FirewallRefusal> {
+        let extensions = lazy.extensions;
+        match &self.subjects {
+            None => {
+                for subject in default_subject_refs(extensions).into_iter().flatten() {
+                    self.judge_subject(subject, lazy)?;
                 }
-                Some(subjects) => {
-                    for name in subjects(request.extensions()).iter() {
-                        let subject = Subject { prefix: "", name };
-                        self.judge_subject(subject, &mut client_ip, &mut now)?;
-                    }
+            }
+            Some(subjects) => {
+                for name in subjects(extensions).iter() {
+                    let subject = Subject { prefix: "", name };
+                    self.judge_subject(subject, lazy)?;
                 }
             }
         }
-        Ok(sunset)
+        Ok(())
+    }
+}
+
+/// What a request's rules may need, each worked out at most once and only when a rule asks:
+/// the peer (an extension lookup), the client address (forwarded headers are read for it)
+/// and the time.
+struct Lazy<'a> {
+    config: &'a Config,
+    headers: &'a HeaderMap,
+    extensions: &'a Extensions,
+    peer: Option<Option<IpAddr>>,
+    client: Option<Option<IpAddr>>,
+    now: Option<std::time::SystemTime>,
+}
+
+impl Lazy<'_> {
+    #[inline]
+    fn peer(&mut self) -> Option<IpAddr> {
+        let extensions = self.extensions;
+        *self
+            .peer
+            .get_or_insert_with(|| remote_addr(extensions).map(|a| a.ip()))
+    }
+
+    #[inline]
+    fn client_ip(&mut self) -> Option<IpAddr> {
+        if let Some(client) = self.client {
+            return client;
+        }
+        let (proxies, headers) = (&self.config.proxies, self.headers);
+        // Without trusted proxies (most deployments) no header is read: the client is the
+        // peer, and the forwarded-header code stays out of the way.
+        let client = self.peer().map(|p| match proxies.is_none() {
+            true => canonical(p),
+            false => proxies.client_ip(p, headers),
+        });
+        self.client = Some(client);
+        client
+    }
+
+    fn now(&mut self) -> std::time::SystemTime {
+        let clock = &self.config.clock;
+        *self.now.get_or_insert_with(|| clock.now())
     }
 }
 
@@ -464,7 +460,13 @@ where
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
-        let state = match self.config.judge(&request) {
+        let judged = self.config.judge(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            request.extensions(),
+        );
+        let state = match judged {
             Err(refusal) => State::Refused {
                 refusal,
                 headers: self.config.edge_headers(None),
@@ -511,7 +513,7 @@ where
                 if let Some(mut h) = headers.take() {
                     if matches!(refusal, FirewallRefusal::PlainHttp) {
                         // RFC 6797 §7.2: never sent over a non-secure transport.
-                        h.hsts = None;
+                        h.hsts = false;
                     }
                     h.apply(response.headers_mut());
                 }

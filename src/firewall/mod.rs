@@ -44,6 +44,7 @@
 
 mod allowlist;
 mod decision;
+mod headers;
 mod layer;
 mod routes;
 mod sunset;

@@ -13,6 +13,7 @@ use crate::fhir::{
     Classification, Classifier, FhirRequest, Interaction, OperationLevel, ResourceType,
 };
 use http::{HeaderMap, Method, Uri};
+use plain::{is_plain_id, plain_read_headers};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -84,7 +85,7 @@ struct DeclaredOperation {
 #[derive(Clone, Debug)]
 pub struct RouteInventory {
     bases: Vec<Classifier>,
-    /// For each base: whether [`quick`](Self::quick) may judge paths under it (its
+    /// For each base: whether [`quick_at`](Self::quick_at) may judge paths under it (its
     /// classifier's URI length limit admits every path the quick shapes can have).
     quick_bases: Vec<bool>,
     /// Declared interactions by type: a mask at each type's index (its place in
@@ -294,45 +295,76 @@ impl RouteInventory {
     }
 
     pub(crate) fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> RouteCheck {
-        let path = uri.path();
+        self.check_at(method, uri, uri.path(), headers)
+    }
+
+    /// [`check`](Self::check) with `uri.path()` worked out by the caller (it is not free:
+    /// an empty path reads as `/`).
+    #[inline]
+    pub(crate) fn check_at(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> RouteCheck {
         for (m, p) in &self.extra {
-            let method_matches = m == method || (*m == Method::GET && method == Method::HEAD);
-            if method_matches && p == path {
+            // The path first: a length compare rejects it for almost every request.
+            if p == path && (m == method || (*m == Method::GET && method == Method::HEAD)) {
                 return RouteCheck::Declared;
             }
         }
         // The quick shapes admit no `%` (a type name, a plain id, a base without one), so
         // only the rest is searched for one.
-        if let Some(quick) = self.quick(method, uri, headers) {
-            return quick;
+        match self.quick_at(method, uri, path, headers) {
+            Some(quick) => quick,
+            None => self.check_classified(method, uri, headers),
         }
+    }
+
+    /// What [`quick_at`](Self::quick_at) leaves: out of line, so the quick path's callers keep a
+    /// small stack frame (the classifier's is large, and saving it costs on every request).
+    #[inline(never)]
+    fn check_classified(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> RouteCheck {
         // No FHIR path needs a percent-escape: types, ids, `_history`, `$op` are all
         // unreserved characters. An escape is someone hoping two parsers disagree.
-        if path.contains('%') {
+        if uri.path().contains('%') {
             return RouteCheck::Undeclared;
         }
         self.classified(method, uri, headers)
     }
 
+    /// [`quick_at`](Self::quick_at) for the tests.
+    #[cfg(test)]
+    fn quick(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<RouteCheck> {
+        self.quick_at(method, uri, uri.path(), headers)
+    }
+
     /// The two shapes most requests have, `GET`/`HEAD` of `[base]/[type]/[id]` (read) and
     /// `[base]/[type]` (search), with no query and no method-override header, judged without
     /// building a [`FhirRequest`]. `None` for anything else, which the classifier judges.
+    /// `path` is `uri.path()`.
     ///
     /// The property test `quick_agrees_with_the_classifier` holds this to the classifier's
     /// answer on generated requests.
-    fn quick(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<RouteCheck> {
+    #[inline]
+    fn quick_at(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<RouteCheck> {
         if (*method != Method::GET && *method != Method::HEAD)
             || uri.query().is_some_and(|q| !q.is_empty())
             || !plain_read_headers(headers)
         {
             return None;
         }
-        let path = uri.path();
-        let i = self.base_for(path)?;
+        let (i, base) = self.base_for(path)?;
         if !self.quick_bases.get(i).copied().unwrap_or(false) {
             return None;
         }
-        let base = self.bases.get(i)?.base_path();
         let rest = path.get(base.len()..)?.strip_prefix('/')?;
         // A byte scan: `split_once` goes through the generic pattern machinery.
         let (ty, id) = match rest.bytes().position(|b| b == b'/') {
@@ -352,14 +384,21 @@ impl RouteInventory {
         })
     }
 
-    /// The index of the base path `path` is under (the longest, when aliases nest).
-    fn base_for(&self, path: &str) -> Option<usize> {
-        self.bases
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| super::allowlist::under(path, c.base_path()))
-            .max_by_key(|(_, c)| c.base_path().len())
-            .map(|(i, _)| i)
+    /// The index and path of the base `path` is under (the longest when aliases nest; of
+    /// equal ones the last, as the classifier's choice in [`classified`](Self::classified)).
+    #[inline]
+    fn base_for(&self, path: &str) -> Option<(usize, &str)> {
+        // A plain loop: the iterator chain's closures cost more than the few bases it visits.
+        let mut longest: Option<(usize, &str)> = None;
+        for (i, c) in self.bases.iter().enumerate() {
+            let base = c.base_path();
+            if super::allowlist::under(path, base)
+                && longest.is_none_or(|(_, l)| base.len() >= l.len())
+            {
+                longest = Some((i, base));
+            }
+        }
+        longest
     }
 
     /// The classifier's judgement of the route.
@@ -458,6 +497,7 @@ impl RouteInventory {
         }
     }
 
+    #[inline]
     fn type_declares(&self, rt: ResourceType, interaction: Interaction) -> bool {
         self.types
             .get(type_index(rt))
@@ -465,33 +505,13 @@ impl RouteInventory {
     }
 }
 
-/// The headers the classifier refuses as method overrides (a request wearing one is judged by
-/// the classifier, never by [`RouteInventory::quick`]).
-/// No method-override header and no unreadable `If-Match`: one pass over the request's
-/// names, cheaper than four hash lookups (three of long custom names).
-fn plain_read_headers(headers: &HeaderMap) -> bool {
-    headers.iter().all(|(name, value)| {
-        if name == http::header::IF_MATCH {
-            value.to_str().is_ok()
-        } else {
-            !METHOD_OVERRIDE_HEADERS.contains(name)
-        }
-    })
-}
-
-const METHOD_OVERRIDE_HEADERS: [http::HeaderName; 3] = [
-    http::HeaderName::from_static("x-http-method-override"),
-    http::HeaderName::from_static("x-http-method"),
-    http::HeaderName::from_static("x-method-override"),
-];
-
 /// A type's place in [`ResourceType::ALL`] (the enum is declared in that order; a unit test
 /// holds it there).
 fn type_index(rt: ResourceType) -> usize {
     rt as usize
 }
 
-/// Whether the classifier accepts the longest path [`RouteInventory::quick`] judges
+/// Whether the classifier accepts the longest path [`RouteInventory::quick_at`] judges
 /// (`[base]/<longest type name>/<64-character id>`): a classifier configured with a shorter URI
 /// limit refuses some of them, so its base is left to the classifier. So is a base with a `%`,
 /// which every path under it is refused for.
@@ -514,17 +534,6 @@ fn quick_eligible(classifier: &Classifier) -> bool {
         classifier.classify_head(&Method::GET, &uri, &HeaderMap::new()),
         Ok(Classification::Done(_))
     )
-}
-
-/// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`, FHIR R4 §2.24.0.1) that is also a plain path segment
-/// (not a dot segment).
-fn is_plain_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -560,5 +569,6 @@ fn clip(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
+mod plain;
 #[cfg(test)]
 mod tests;

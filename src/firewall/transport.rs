@@ -153,6 +153,7 @@ const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 const X_ASPNET_VERSION: HeaderName = HeaderName::from_static("x-aspnet-version");
 
 impl ResponseHeads {
+    #[inline]
     pub(crate) fn scan(headers: &HeaderMap) -> Self {
         use http::header::{
             CACHE_CONTROL, CONTENT_TYPE, REFERRER_POLICY, SERVER, X_CONTENT_TYPE_OPTIONS,
@@ -183,6 +184,7 @@ impl ResponseHeads {
     }
 }
 
+#[inline]
 fn is_phi_type(ct: &[u8]) -> bool {
     ct.starts_with(b"application/fhir")
         || ct.starts_with(b"application/json")

@@ -152,3 +152,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn plain_ids_are_fhir_ids_but_no_dot_segments() {
+    // FHIR R4 §2.24.0.1: `[A-Za-z0-9\-\.]{1,64}`; RFC 3986 §5.2.4: `.` and `..` are dot
+    // segments, never ids.
+    let long = "a".repeat(64);
+    let too_long = "a".repeat(65);
+    for (id, plain) in [
+        ("1", true),
+        ("a-b.C", true),
+        ("...", true),
+        (long.as_str(), true),
+        ("", false),
+        (".", false),
+        ("..", false),
+        (too_long.as_str(), false),
+        ("a_b", false),
+        ("a%2F", false),
+        ("a;b", false),
+        ("é", false),
+    ] {
+        assert_eq!(is_plain_id(id), plain, "{id:?}");
+    }
+}
+
+#[test]
+fn the_longest_base_wins_and_equal_ones_the_last() {
+    let inv = RouteInventory::new("/fhir")
+        .alias_base("/fhir/v2")
+        .alias_base("/fhir");
+    assert_eq!(inv.base_for("/fhir/v2/Patient"), Some((1, "/fhir/v2")));
+    assert_eq!(inv.base_for("/fhir/Patient"), Some((2, "/fhir")));
+    assert_eq!(inv.base_for("/fhirx/Patient"), None);
+}
