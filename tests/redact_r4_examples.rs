@@ -10,32 +10,16 @@
 //! what they select.
 
 #[cfg(feature = "redact")]
+#[path = "support/r4_examples.rs"]
+mod r4_examples;
+
+#[cfg(feature = "redact")]
 mod r4 {
     use fhirwall::redact::{Caller, Policy, Redacted, Redactor};
     use serde_json::Value;
-    use std::io::Read;
 
     fn examples() -> Vec<(String, Vec<u8>)> {
-        // Every JSON example of the official package (`hl7.fhir.r4.examples` 4.0.1, the copy
-        // the validator's tests read), not a sample.
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/validate/examples-r4.tgz"
-        );
-        let file = std::fs::File::open(path).unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-        let mut out = Vec::new();
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let name = entry.path().unwrap().to_string_lossy().into_owned();
-            if !name.ends_with(".json") {
-                continue;
-            }
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).unwrap();
-            out.push((name.rsplit('/').next().unwrap().to_owned(), bytes));
-        }
-        out.sort();
+        let out = super::r4_examples::json_examples();
         assert!(out.len() >= 700, "{} examples", out.len());
         out
     }

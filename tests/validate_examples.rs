@@ -9,7 +9,9 @@
 //! two the R4 README names as breaking R4 themselves.
 
 use fhirwall::validate::{check_resource, ValidateConfig};
-use std::io::Read;
+
+#[path = "support/r4_examples.rs"]
+mod r4_examples;
 
 /// Examples known to break R4 (see ../shared/fhir-r4/README.md), with the expression the
 /// validator must point at.
@@ -21,26 +23,7 @@ const KNOWN_INVALID: &[(&str, &str)] = &[(
 )];
 
 fn examples() -> Vec<(String, Vec<u8>)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/validate/examples-r4.tgz"
-    );
-    let file = std::fs::File::open(path).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut out = Vec::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".json") {
-            continue;
-        }
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap();
-        let name = name.rsplit('/').next().unwrap().to_owned();
-        out.push((name, bytes));
-    }
-    out.sort();
-    out
+    r4_examples::json_examples()
 }
 
 #[test]
