@@ -207,7 +207,8 @@ fn forwarded_cases() {
     }
 }
 
-/// The redaction engine, fail-closed on what it can't read; the policy is the fuzz target's.
+/// The redaction engine, fail-closed on what it can't read and idempotent on what it changes;
+/// the policy is the fuzz target's.
 #[cfg(feature = "redact")]
 #[test]
 fn redact_cases() {
@@ -250,10 +251,15 @@ fn redact_cases() {
         let got = match &result {
             Ok(Redacted::Unchanged) => "unchanged",
             Ok(Redacted::Changed { body: out, .. }) => {
-                if selector & 2 == 0 {
-                    serde_json::from_slice::<serde_json::Value>(&out.to_vec())
+                let out = out.to_vec();
+                let again = if selector & 2 == 0 {
+                    serde_json::from_slice::<serde_json::Value>(&out)
                         .unwrap_or_else(|e| panic!("{name}: output is not JSON: {e}"));
-                }
+                    plan.redact(&out)
+                } else {
+                    plan.redact_ndjson(&out)
+                };
+                assert_eq!(again, Ok(Redacted::Unchanged), "{name}: not idempotent");
                 "changed"
             }
             Ok(Redacted::Hidden) => "hidden",

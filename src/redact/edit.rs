@@ -100,13 +100,12 @@ impl Walker<'_> {
     pub(super) fn whole_member(
         &mut self,
         m: &Member,
-        base: &[u8],
         sibling: bool,
         action: &ElemAction,
     ) -> Result<Out, RedactError> {
         let mut items = self.item_pool.pop().unwrap_or_default();
         items.clear();
-        let r = self.whole_member_with(m, base, sibling, action, &mut items);
+        let r = self.whole_member_with(m, sibling, action, &mut items);
         self.item_pool.push(items);
         r
     }
@@ -114,7 +113,6 @@ impl Walker<'_> {
     fn whole_member_with(
         &mut self,
         m: &Member,
-        base: &[u8],
         sibling: bool,
         action: &ElemAction,
         items: &mut Vec<(usize, usize)>,
@@ -153,7 +151,7 @@ impl Walker<'_> {
             }
             ElemAction::Mask(value) => {
                 let primitive_value = value.as_ref().filter(|_| !complex);
-                self.key_prefix(base, primitive_value.is_none() && !complex);
+                self.key_prefix(m, primitive_value.is_none() && !complex);
                 let one: &[u8] = primitive_value.map_or(MASKED, Vec::as_slice);
                 if array {
                     self.out.push(b'[');
@@ -168,7 +166,7 @@ impl Walker<'_> {
                     .iter()
                     .filter_map(|&(s, e)| year(input.get(s..e).unwrap_or_default()));
                 if let Some(first_year) = years.next() {
-                    self.key_prefix(base, false);
+                    self.key_prefix(m, false);
                     if array {
                         self.out.push(b'[');
                     }
@@ -196,13 +194,16 @@ impl Walker<'_> {
         Ok(Out::Kept)
     }
 
-    /// `"key":` or `"_key":`.
-    fn key_prefix(&mut self, base: &[u8], underscore: bool) {
+    /// `"key":` or `"_key":` for a member that is not itself a `_key` sibling.
+    fn key_prefix(&mut self, m: &Member, underscore: bool) {
+        // The key as written, escapes and all: the decoded key may hold a quote or a control
+        // character that would end or break the string.
+        let raw = self.input.get(m.key.0..m.key.1).unwrap_or_default();
         self.out.push(b'"');
         if underscore {
             self.out.push(b'_');
         }
-        self.out.extend_from_slice(base);
+        self.out.extend_from_slice(raw);
         self.out.extend_from_slice(b"\":");
     }
 }

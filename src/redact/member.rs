@@ -68,7 +68,7 @@ impl Walker<'_> {
             // disjoint, so the one entry matching holds every state that matches.
             let entry = keys.iter().find(|k| key_matches(base, &k.name, k.choice));
             if let Some(action) = entry.and_then(|k| k.full.as_ref()) {
-                return self.whole_member(m, base, sibling, action);
+                return self.whole_member(m, sibling, action);
             }
             let hits = entry.map_or(&[][..], |k| k.hits.as_slice());
             return self.values(m, ctx, special, hits, &[]);
@@ -123,7 +123,7 @@ impl Walker<'_> {
             }
         }
         if let Some(action) = full {
-            return self.whole_member(m, base, sibling, &action);
+            return self.whole_member(m, sibling, &action);
         }
         self.values(m, ctx, special, hits, deeper)
     }
