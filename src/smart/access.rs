@@ -6,6 +6,7 @@ use super::decision::Need;
 use super::granular;
 use super::policy::AuthzPolicy;
 use super::scope::{Permissions, ScopeContext};
+use crate::fhir::tables;
 use crate::fhir::{Query, ResourceType};
 use serde_json::Value;
 
@@ -43,6 +44,27 @@ pub(crate) fn permitted(
         return true;
     }
     false
+}
+
+/// Whether [`permitted`] may read the top-level member `key` of a resource of type `rt` under
+/// this token: `resourceType`, `id`, `contained`, and the first element of each compartment
+/// path and each path of a scope condition's search parameter. A resource parsed with only
+/// these members (`sparse::sparse_resource`) gets the answer the whole resource would.
+pub(crate) fn reads_member(ctx: &AccessContext, rt: ResourceType, key: &str) -> bool {
+    if matches!(key, "resourceType" | "id" | "contained") {
+        return true;
+    }
+    let first = |path: &&str| path.split('.').next() == Some(key);
+    if tables::patient_compartment(rt)
+        .is_some_and(|ps| ps.iter().any(|p| p.paths.iter().any(first)))
+    {
+        return true;
+    }
+    ctx.scopes().scopes_for(rt).any(|(_, scope)| {
+        scope.params().iter().any(|sp| {
+            tables::search_param(rt, sp.name()).is_some_and(|def| def.paths.iter().any(first))
+        })
+    })
 }
 
 /// How the scopes of a token cover one type and permission for a request.

@@ -2,9 +2,11 @@
 //! and the client can't read two different resources out of one body), and objects kept as raw
 //! members so that what is passed on unchanged stays byte-exact.
 
+use super::sparse::{Key, SeenKeys};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A JSON value parsed with duplicate object keys refused.
@@ -12,7 +14,8 @@ pub(crate) fn strict_value(bytes: &[u8]) -> Option<Value> {
     serde_json::from_slice::<Strict>(bytes).ok().map(|s| s.0)
 }
 
-struct Strict(Value);
+/// A [`strict_value`] inside a larger deserialization.
+pub(crate) struct Strict(pub(crate) Value);
 
 impl<'de> Deserialize<'de> for Strict {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -79,7 +82,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
 /// A JSON object as its members in order, each value raw; duplicate keys refused.
 pub(crate) struct RawObject<'a> {
-    members: Vec<(String, &'a RawValue)>,
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
 impl<'a> RawObject<'a> {
@@ -98,6 +101,11 @@ impl<'a> RawObject<'a> {
         self.members
             .iter()
             .find_map(|(k, v)| (k == key).then_some(*v))
+    }
+
+    /// The members in order, keys decoded.
+    pub(crate) fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> + '_ {
+        self.members.iter().map(|(k, v)| (&**k, *v))
     }
 
     /// The string member `key`, if it is a string.
@@ -152,10 +160,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject<'a>, A::Error> {
-                let mut members: Vec<(String, &'a RawValue)> = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
+                let mut members: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::new();
+                let mut seen = SeenKeys::default();
+                while let Some(Key(key)) = map.next_key()? {
                     let value: &'a RawValue = map.next_value()?;
-                    if members.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(key.clone()) {
                         return Err(de::Error::custom("duplicate key"));
                     }
                     members.push((key, value));

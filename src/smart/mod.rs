@@ -100,6 +100,7 @@ mod policy;
 mod response;
 mod scope;
 mod scope_set;
+mod sparse;
 mod steps;
 pub mod token;
 mod type_facts;

@@ -12,11 +12,12 @@
 //! Anything that can't be parsed is refused as a whole (502), never passed on.
 //! Untouched members keep their exact bytes (FHIR decimals included).
 
-use super::access::permitted;
+use super::access::{permitted, reads_member};
 use super::context::AccessContext;
 use super::decision::{Need, Refusal, RefusalKind, ResponseCheck, Shape};
 use super::json::{raw_array, strict_value, RawObject};
 use super::policy::AuthzPolicy;
+use super::sparse::{sparse_resource, strict_check};
 use crate::fhir::ResourceType;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -62,7 +63,7 @@ impl Checker<'_> {
     fn check(&self, body: &[u8], check: &ResponseCheck) -> Result<Checked, Refusal> {
         match &check.shape {
             Shape::Single => {
-                let value = strict_value(body).ok_or_else(uncheckable)?;
+                let value = self.resource(body).ok_or_else(uncheckable)?;
                 if self.visible(&value, check.need, &check.presatisfied)? {
                     Ok(Checked {
                         replacement: None,
@@ -75,6 +76,11 @@ impl Checker<'_> {
             Shape::Bundle => self.bundle(body, check),
             Shape::Batch(entries) => self.batch(body, entries),
         }
+    }
+
+    /// The resource in `bytes`, with the members the check reads.
+    fn resource(&self, bytes: &[u8]) -> Option<Value> {
+        sparse_resource(bytes, |rt, key| reads_member(self.ctx, rt, key))
     }
 
     /// Whether one resource may be shown. OperationOutcomes always may.
@@ -116,14 +122,25 @@ impl Checker<'_> {
         };
         let mut kept: Vec<&RawValue> = Vec::with_capacity(entries.len());
         for raw in &entries {
-            let entry = strict_value(raw.get().as_bytes()).ok_or_else(uncheckable)?;
-            let Some(resource) = entry.get("resource") else {
+            let entry = RawObject::parse_raw(raw).ok_or_else(uncheckable)?;
+            let mut resource = None;
+            let mut search = None;
+            // Every member is parsed as strictly as the resource, kept or not.
+            for (key, member) in entry.members() {
+                let bytes = member.get().as_bytes();
+                match key {
+                    "resource" => resource = Some(self.resource(bytes).ok_or_else(uncheckable)?),
+                    "search" => search = Some(strict_value(bytes).ok_or_else(uncheckable)?),
+                    _ => strict_check(bytes).ok_or_else(uncheckable)?,
+                }
+            }
+            let Some(resource) = resource else {
                 // A deletion in a history (or an entry with no resource at all): nothing to
                 // attribute it to a patient by.
                 continue;
             };
-            let include = entry
-                .get("search")
+            let include = search
+                .as_ref()
                 .and_then(|s| s.get("mode"))
                 .and_then(Value::as_str)
                 == Some("include");
@@ -132,7 +149,7 @@ impl Checker<'_> {
             } else {
                 (check.need, &check.presatisfied)
             };
-            if self.visible(resource, need, presatisfied)? {
+            if self.visible(&resource, need, presatisfied)? {
                 kept.push(raw);
             }
         }
@@ -261,7 +278,8 @@ pub(crate) fn check_stored(
     ctx: &AccessContext,
     policy: &AuthzPolicy,
 ) -> Result<(), Refusal> {
-    let value = strict_value(body).ok_or_else(uncheckable)?;
+    let value =
+        sparse_resource(body, |rt, key| reads_member(ctx, rt, key)).ok_or_else(uncheckable)?;
     let rt = value
         .get("resourceType")
         .and_then(Value::as_str)

@@ -2,11 +2,12 @@
 //! token may write (the patient's compartment, the granular scope's conditions), and batch
 //! entries are narrowed like top-level requests.
 
-use super::access::permitted;
+use super::access::{permitted, reads_member};
 use super::context::AccessContext;
 use super::decision::{BodyCheck, EntryRewrite, Need, Refusal, RefusalKind, WriteRule};
-use super::json::{raw_array, strict_value, RawObject};
+use super::json::{raw_array, RawObject};
 use super::policy::AuthzPolicy;
+use super::sparse::sparse_resource;
 use crate::fhir::ResourceType;
 use bytes::Bytes;
 use serde_json::Value;
@@ -28,7 +29,8 @@ pub(crate) fn check_body(
     match check {
         BodyCheck::None => Ok(None),
         BodyCheck::Resource(rule) => {
-            let value = strict_value(body).ok_or_else(unreadable)?;
+            let value = sparse_resource(body, |rt, key| reads_member(ctx, rt, key))
+                .ok_or_else(unreadable)?;
             check_resource(&value, rule, ctx, policy).map(|()| None)
         }
         BodyCheck::Bundle { writes, rewrites } => check_bundle(body, writes, rewrites, ctx, policy),
@@ -93,7 +95,9 @@ fn check_bundle(
             .get(*index)
             .and_then(|e| RawObject::parse_raw(e))
             .and_then(|e| e.get("resource"))
-            .and_then(|r| strict_value(r.get().as_bytes()));
+            .and_then(|r| {
+                sparse_resource(r.get().as_bytes(), |rt, key| reads_member(ctx, rt, key))
+            });
         let result = match resource {
             Some(value) => check_resource(&value, rule, ctx, policy),
             None => Err(unreadable()),
