@@ -68,12 +68,15 @@ impl CallerExtractor for FromAccessContext {
             if let Some(id) = ctx.client_id() {
                 caller.clients.push(id.to_string());
             }
+            // Each scope written once into its own string: no joined list to split again.
+            let scopes = ctx.scopes();
+            caller.scopes.reserve(scopes.len());
             caller.scopes.extend(
-                ctx.scopes()
-                    .to_string()
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
+                scopes
+                    .resource_scopes()
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(scopes.other_scopes().iter().map(ToString::to_string)),
             );
         }
     }
@@ -91,5 +94,36 @@ impl CallerExtractor for FromCallerExtension {
             caller.scopes.extend(given.scopes.iter().cloned());
             caller.predicates.extend(given.predicates.iter().cloned());
         }
+    }
+}
+
+#[cfg(all(test, feature = "smart"))]
+mod tests {
+    use super::*;
+    use crate::smart::{AccessContext, MalformedScopes, ScopeSet};
+
+    /// SMART App Launch 2.2 §"Scopes for requesting FHIR resources": the granted scopes reach
+    /// the policy in v2 syntax, one string each, resource scopes first.
+    #[test]
+    fn the_access_context_gives_client_and_scopes() {
+        let scopes = ScopeSet::parse(
+            "openid patient/Observation.read launch/patient patient/Condition.rs?category=problem-list-item",
+            MalformedScopes::RefuseToken,
+        )
+        .unwrap();
+        let mut ext = Extensions::new();
+        ext.insert(AccessContext::new(scopes).with_client_id("app-1"));
+        let mut caller = Caller::anonymous();
+        FromAccessContext.extract(&ext, &mut caller);
+        assert_eq!(caller.clients, ["app-1"]);
+        assert_eq!(
+            caller.scopes,
+            [
+                "patient/Observation.rs",
+                "patient/Condition.rs?category=problem-list-item",
+                "openid",
+                "launch/patient"
+            ]
+        );
     }
 }
