@@ -2,15 +2,15 @@
 //!
 //! [`response::parse`](super::response::parse) borrows every member and entry so a response
 //! can be cut byte-exact, which takes three passes over the entries. Most responses fit the
-//! budget and are never cut, so they are counted here in a single pass instead. This pass
-//! accepts only the plain shape of a FHIR JSON body; on anything else (an error, a repeated
-//! member, an entry that is not an object) it gives up and the caller counts with `parse`,
-//! whose verdict stands. So the two can never disagree: a property test checks it.
+//! budget and are never cut, so they are counted here in a single pass instead
+//! ([`scan`](super::scan), by hand: `serde_json` skipping the resources cost three times as
+//! much). This pass accepts only the plain shape of a FHIR JSON body; on anything else (an
+//! error, a repeated member, an entry that is not an object, an escape it won't decode) it
+//! gives up and the caller counts with `parse`, whose verdict stands. So the two can never
+//! disagree: property tests check it.
 
 use super::response::{parse, BodyKind, Uncountable};
-use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserializer;
-use std::fmt;
+use super::scan::quick;
 
 /// The resources `body` holds, counted as [`parse`] counts them.
 pub(crate) fn count(body: &[u8], kind: BodyKind) -> Result<u64, Uncountable> {
@@ -20,273 +20,6 @@ pub(crate) fn count(body: &[u8], kind: BodyKind) -> Result<u64, Uncountable> {
         }
     }
     parse(body, kind).map(|parsed| parsed.count())
-}
-
-/// The single pass; `None` hands the body to [`parse`].
-fn quick(body: &[u8]) -> Option<u64> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return None;
-    }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let top = (&mut de).deserialize_map(TopVisitor).ok()?;
-    de.end().ok()?;
-    match top.resource_type? {
-        Kind::Bundle => top.entries,
-        Kind::OperationOutcome => Some(0),
-        Kind::Other => Some(1),
-    }
-}
-
-/// The members that matter, by name.
-enum Key {
-    ResourceType,
-    Type,
-    Entry,
-    Resource,
-    Search,
-    Mode,
-    Other,
-}
-
-impl<'de> serde::Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Key, E> {
-                Ok(match name {
-                    "resourceType" => Key::ResourceType,
-                    "type" => Key::Type,
-                    "entry" => Key::Entry,
-                    "resource" => Key::Resource,
-                    "search" => Key::Search,
-                    "mode" => Key::Mode,
-                    _ => Key::Other,
-                })
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Bundle,
-    OperationOutcome,
-    Other,
-}
-
-/// A string compared without being kept.
-struct Is(&'static str);
-
-impl<'de> DeserializeSeed<'de> for Is {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for Is {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<bool, E> {
-        Ok(s == self.0)
-    }
-}
-
-struct Top {
-    resource_type: Option<Kind>,
-    /// Counted as if the body were a Bundle; `None` when there is no `entry`.
-    entries: Option<u64>,
-}
-
-struct TopVisitor;
-
-impl<'de> Visitor<'de> for TopVisitor {
-    type Value = Top;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a FHIR resource")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
-        let mut resource_type = None;
-        let mut seen_type = false;
-        let mut entries = None;
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::ResourceType if resource_type.is_none() => {
-                    let name: ResourceName = map.next_value()?;
-                    resource_type = Some(name.0);
-                }
-                Key::Type if !seen_type => {
-                    seen_type = true;
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Key::Entry if entries.is_none() => {
-                    entries = Some(map.next_value_seed(EntryList)?);
-                }
-                Key::ResourceType | Key::Type | Key::Entry => {
-                    return Err(A::Error::custom("repeated member"));
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(Top {
-            resource_type,
-            // A Bundle without `entry` holds nothing.
-            entries: Some(entries.unwrap_or(0)),
-        })
-    }
-}
-
-struct ResourceName(Kind);
-
-impl<'de> serde::Deserialize<'de> for ResourceName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ResourceName;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a resource type")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ResourceName, E> {
-                Ok(ResourceName(match s {
-                    "Bundle" => Kind::Bundle,
-                    "OperationOutcome" => Kind::OperationOutcome,
-                    _ => Kind::Other,
-                }))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// `Bundle.entry`: counts the entries with a resource that are not `search.mode = outcome`.
-struct EntryList;
-
-impl<'de> DeserializeSeed<'de> for EntryList {
-    type Value = u64;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntryList {
-    type Value = u64;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of entries")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-        let mut n = 0u64;
-        while let Some(counted) = seq.next_element_seed(Entry)? {
-            n += u64::from(counted);
-        }
-        Ok(n)
-    }
-}
-
-struct Entry;
-
-impl<'de> DeserializeSeed<'de> for Entry {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Entry {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an entry object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let mut resource: Option<bool> = None;
-        let mut outcome: Option<bool> = None;
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Resource if resource.is_none() => {
-                    let value: Option<IgnoredAny> = map.next_value()?;
-                    resource = Some(value.is_some());
-                }
-                Key::Search if outcome.is_none() => {
-                    let mode: Option<SearchMode> = map.next_value()?;
-                    outcome = Some(mode.is_some_and(|m| m.outcome));
-                }
-                Key::Resource | Key::Search => {
-                    return Err(A::Error::custom("repeated member"));
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(resource == Some(true) && outcome != Some(true))
-    }
-}
-
-/// `entry.search`, reduced to whether its mode is `outcome`.
-struct SearchMode {
-    outcome: bool,
-}
-
-impl<'de> serde::Deserialize<'de> for SearchMode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = SearchMode;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an entry's search object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SearchMode, A::Error> {
-                let mut outcome = None;
-                while let Some(key) = map.next_key::<Key>()? {
-                    match key {
-                        Key::Mode if outcome.is_none() => {
-                            let is: Option<bool> = map.next_value_seed(OptionalIs("outcome"))?;
-                            outcome = Some(is.unwrap_or(false));
-                        }
-                        Key::Mode => return Err(A::Error::custom("repeated member")),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(SearchMode {
-                    outcome: outcome.unwrap_or(false),
-                })
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// A string or `null`, compared without being kept.
-struct OptionalIs(&'static str);
-
-impl<'de> DeserializeSeed<'de> for OptionalIs {
-    type Value = Option<bool>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<bool>, D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de> Visitor<'de> for OptionalIs {
-    type Value = Option<bool>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string or null")
-    }
-    fn visit_none<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<bool>, D::Error> {
-        Is(self.0).deserialize(d).map(Some)
-    }
 }
 
 #[cfg(test)]
@@ -340,6 +73,21 @@ mod tests {
         (r#"{"resourceType":"Patient"} x"#, None),
         (r#"{"resourceType":"Patient""#, None),
         ("  ", Some(0)),
+        // Escapes the single pass won't decode are left to the full parse.
+        (r#"{"resourceType":"Patient","name":"\u00e9"}"#, Some(1)),
+        (r#"{"resourceType":"Patient","a":"\x"}"#, None),
+        (r#"{"resourceType":"Patient","a":01}"#, None),
+        (r#"{"resourceType":"Patient","a":1.}"#, None),
+        (r#"{"resourceType":"Patient","a":-}"#, None),
+        (r#"{"resourceType":"Patient","a":tru}"#, None),
+        (r#"{"resourceType":"Patient","a":[1,]}"#, None),
+        (r#"{"resourceType":"Patient","a":{"b":1,}}"#, None),
+        (r#"{"resourceType":"Patient",}"#, None),
+        (
+            r#"{"resourceType":"Patient","a":"x
+y"}"#,
+            None,
+        ),
     ];
 
     #[test]
@@ -364,6 +112,11 @@ mod tests {
             Just(r#""search":[1]"#.to_owned()),
             Just(r#""search":{"mode":"outcome","mode":"match"}"#.to_owned()),
             Just(r#""fullUrl":"urn:x""#.to_owned()),
+            Just(r#""resource":{"resourceType":"Patient","name":[{"text":"Zo\u00eb \"Z\"\n","given":["Zoë"]}],"x":[-0.5e+3,1E2,0,true,false,null,{}],"y":{"\u0061":1}}"#.to_owned()),
+            Just(r#""resource":[[[[[[[[[[1]]]]]]]]]]"#.to_owned()),
+            Just(r#""search" : { "score" : 1.50 , "mode" : "include" }"#.to_owned()),
+            Just(r#""search":{"mode":"outc\u006fme"}"#.to_owned()),
+            Just(r#""request":{"url":"Patient?name=a\/b\\c\t"}"#.to_owned()),
         ]
     }
 
@@ -396,6 +149,31 @@ mod tests {
             prop_assert_eq!(count(body.as_bytes(), BodyKind::Json).ok(), slow(body.as_bytes()).ok());
             if let Some(n) = quick(body.as_bytes()) {
                 prop_assert_eq!(Some(n), slow(body.as_bytes()).ok(), "{}", body);
+            }
+        }
+
+        /// Any body with one byte changed, or cut short: wherever the single pass still
+        /// answers, the full parse gives the same count.
+        #[test]
+        fn quick_agrees_on_damaged_bodies(
+            body in top(),
+            at in any::<proptest::sample::Index>(),
+            byte in prop_oneof![
+                Just(b'"'), Just(b'\\'), Just(b'{'), Just(b'}'), Just(b'['), Just(b']'),
+                Just(b','), Just(b':'), Just(b'-'), Just(b'.'), Just(b'e'), Just(b'0'),
+                Just(0x1f), Just(0xc3), Just(0xff), any::<u8>()
+            ],
+            cut in any::<bool>(),
+        ) {
+            let mut bytes = body.into_bytes();
+            let i = at.index(bytes.len().max(1)).min(bytes.len().saturating_sub(1));
+            if cut {
+                bytes.truncate(i);
+            } else if let Some(b) = bytes.get_mut(i) {
+                *b = byte;
+            }
+            if let Some(n) = quick(&bytes) {
+                prop_assert_eq!(Some(n), slow(&bytes).ok(), "{}", String::from_utf8_lossy(&bytes));
             }
         }
 

@@ -88,6 +88,7 @@ mod layer;
 #[cfg(feature = "redis")]
 pub mod redis_store;
 mod response;
+mod scan;
 mod store;
 
 pub use body::BudgetBody;
