@@ -206,6 +206,10 @@ async fn backend(log: Log, request: Request) -> axum::response::Response {
         ("GET", "/fhir/Observation/missing") => json_response(StatusCode::NOT_FOUND, r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found","diagnostics":"Observation/missing is not known"}]}"#.into()),
         ("GET", "/fhir/Observation/garbage") => json_response(StatusCode::OK, "this is not json".into()),
         ("GET", "/fhir/Observation/dupe") => json_response(StatusCode::OK, r#"{"resourceType":"Observation","subject":{"reference":"Patient/pat-1"},"subject":{"reference":"Patient/pat-2"}}"#.into()),
+        // Searchsets with one malformed entry: not an object; a repeated key in a member the
+        // check does not otherwise read.
+        ("GET", "/fhir/Condition") => json_response(StatusCode::OK, r#"{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/pat-1"}}},7]}"#.into()),
+        ("GET", "/fhir/Encounter") => json_response(StatusCode::OK, r#"{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patient/pat-1"},"note":{"a":1,"a":2}}}]}"#.into()),
         ("GET", "/fhir/Observation/huge") => json_response(StatusCode::OK, format!(r#"{{"resourceType":"Observation","note":[{{"text":"{}"}}]}}"#, "x".repeat(64 * 1024))),
         ("GET", "/fhir/Observation") => ok(json!({
             "resourceType": "Bundle", "type": "searchset", "total": 2,
@@ -629,6 +633,19 @@ async fn unparseable_or_oversized_responses_are_refused() {
         (passed.status, passed.body.as_str()),
         (StatusCode::OK, "this is not json")
     );
+}
+
+/// A searchset is checked entry by entry, and an entry that can't be read makes the whole
+/// response uncheckable (502): one that is not an object, or a repeated key anywhere in a
+/// resource, even in an element the compartment check never reads.
+#[tokio::test]
+async fn a_malformed_entry_makes_the_searchset_uncheckable() {
+    let log = Log::default();
+    for uri in ["/fhir/Condition", "/fhir/Encounter"] {
+        let reply = send(app(layer(), &log), get(uri, "patient")).await;
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{uri}");
+        assert!(!reply.body.contains("Patient/pat-1"), "{uri}");
+    }
 }
 
 #[tokio::test]
