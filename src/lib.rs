@@ -92,6 +92,8 @@ pub mod redact;
 #[cfg(feature = "smart")]
 pub mod smart;
 pub mod stack;
+#[cfg(any(feature = "smart", feature = "validate"))]
+mod unique_keys;
 #[cfg(feature = "validate")]
 pub mod validate;
 

@@ -2,7 +2,8 @@
 //! and the client can't read two different resources out of one body), and objects kept as raw
 //! members so that what is passed on unchanged stays byte-exact.
 
-use super::sparse::{Key, SeenKeys};
+use super::sparse::Key;
+use crate::unique_keys::KeySet;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -161,7 +162,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject<'a>, A::Error> {
                 let mut members: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::new();
-                let mut seen = SeenKeys::default();
+                let mut seen = KeySet::default();
                 while let Some(Key(key)) = map.next_key()? {
                     let value: &'a RawValue = map.next_value()?;
                     if !seen.insert(key.clone()) {

@@ -11,11 +11,11 @@
 use super::json::RawObject;
 use super::json::{strict_value, Strict};
 use crate::fhir::ResourceType;
+use crate::unique_keys::KeySet;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 
 /// The resource in `bytes` with only the top-level members `wanted` (given the resource's
@@ -52,7 +52,7 @@ where
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let mut seen = SeenKeys::default();
+        let mut seen = KeySet::default();
         let mut out = Map::new();
         // `None` until `resourceType` is read; then `Some(None)` for a type we don't know
         // (everything kept).
@@ -126,33 +126,6 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The keys of one object so far, for refusing duplicates: a list while it is short, a set
-/// once it is long, so a body of a million keys costs a million lookups, not their square.
-#[derive(Default)]
-pub(crate) struct SeenKeys<'de> {
-    list: Vec<Cow<'de, str>>,
-    set: Option<HashSet<Cow<'de, str>>>,
-}
-
-impl<'de> SeenKeys<'de> {
-    const LIST_MAX: usize = 16;
-
-    /// Adds `key`; `false` if it was there already.
-    pub(crate) fn insert(&mut self, key: Cow<'de, str>) -> bool {
-        if let Some(set) = &mut self.set {
-            return set.insert(key);
-        }
-        if self.list.contains(&key) {
-            return false;
-        }
-        self.list.push(key);
-        if self.list.len() > Self::LIST_MAX {
-            self.set = Some(self.list.drain(..).collect());
-        }
-        true
-    }
-}
-
 /// Any JSON value, parsed and dropped: strict like [`strict_value`], without the tree.
 struct Skip;
 
@@ -201,7 +174,7 @@ impl<'de> Visitor<'de> for SkipVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        let mut seen = SeenKeys::default();
+        let mut seen = KeySet::default();
         while let Some(Key(key)) = map.next_key()? {
             if !seen.insert(key) {
                 return Err(de::Error::custom("duplicate key"));

@@ -6,8 +6,8 @@
 //! surrogate escapes, invalid UTF-8, a byte-order mark, and trailing data. Depth is bounded so a
 //! deeply nested body costs neither stack nor time.
 
+use crate::unique_keys::KeySet;
 use std::borrow::Cow;
-use std::collections::HashSet;
 
 /// Why a body is not acceptable JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -473,31 +473,6 @@ impl<'a> Scanner<'a> {
             return self.err(JsonErrorKind::TrailingData);
         }
         Ok(())
-    }
-}
-
-/// The keys of one object: a short list, a hash set once it grows, so that a hostile object
-/// with a million keys costs linear time.
-#[derive(Default)]
-pub(crate) struct KeySet<'a> {
-    few: Vec<Cow<'a, str>>,
-    many: Option<HashSet<Cow<'a, str>>>,
-}
-
-impl<'a> KeySet<'a> {
-    /// Adds a key; `false` if it was already there.
-    pub(crate) fn insert(&mut self, key: Cow<'a, str>) -> bool {
-        if let Some(many) = &mut self.many {
-            return many.insert(key);
-        }
-        if self.few.contains(&key) {
-            return false;
-        }
-        self.few.push(key);
-        if self.few.len() > 16 {
-            self.many = Some(self.few.drain(..).collect());
-        }
-        true
     }
 }
 
