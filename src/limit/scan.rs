@@ -85,34 +85,45 @@ impl<'a> Scanner<'a> {
         (self.b.get(self.i..end) == Some(word)).then(|| self.i = end)
     }
 
-    /// An object, each member's value read by `member` (given the name, positioned at the
-    /// value). Names must be plain (no escapes).
-    fn object<F>(&mut self, mut member: F) -> Option<()>
+    /// `open item (, item)* close`, or `open close`; each item read by `item`, positioned at
+    /// it.
+    fn list<F>(&mut self, open: u8, close: u8, mut item: F) -> Option<()>
     where
-        F: FnMut(&mut Self, &[u8]) -> Option<()>,
+        F: FnMut(&mut Self) -> Option<()>,
     {
-        self.eat(b'{')?;
+        self.eat(open)?;
         self.ws();
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(close) {
             self.i += 1;
             return Some(());
         }
         loop {
             self.ws();
-            let key = self.plain_string()?;
-            self.eat(b':')?;
-            self.ws();
-            member(self, key)?;
+            item(self)?;
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
-                b'}' => {
+                c if c == close => {
                     self.i += 1;
                     return Some(());
                 }
                 _ => return None,
             }
         }
+    }
+
+    /// An object, each member's value read by `member` (given the name, positioned at the
+    /// value). Names must be plain (no escapes).
+    fn object<F>(&mut self, mut member: F) -> Option<()>
+    where
+        F: FnMut(&mut Self, &[u8]) -> Option<()>,
+    {
+        self.list(b'{', b'}', |s| {
+            let key = s.plain_string()?;
+            s.eat(b':')?;
+            s.ws();
+            member(s, key)
+        })
     }
 
     /// A string with no escapes, returned without its quotes.
@@ -172,27 +183,7 @@ impl<'a> Scanner<'a> {
                 Some(())
             }
             b'{' => self.object(|s, _| s.value(depth + 1)),
-            b'[' => {
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+            b'[' => self.list(b'[', b']', |s| s.value(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -239,26 +230,12 @@ impl<'a> Scanner<'a> {
 
     /// `Bundle.entry`: the entries with a resource that are not `search.mode = outcome`.
     fn entries(&mut self) -> Option<u64> {
-        self.eat(b'[')?;
-        self.ws();
         let mut n = 0u64;
-        if self.peek() == Some(b']') {
-            self.i += 1;
-            return Some(0);
-        }
-        loop {
-            self.ws();
-            n += u64::from(self.entry()?);
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(n);
-                }
-                _ => return None,
-            }
-        }
+        self.list(b'[', b']', |s| {
+            n += u64::from(s.entry()?);
+            Some(())
+        })?;
+        Some(n)
     }
 
     fn entry(&mut self) -> Option<bool> {
