@@ -6,7 +6,9 @@ one run, the two sides alternating round by round, because the machines are shar
 absolute numbers are not comparable between runs: the ratios are what to read.
 
 Writes benches/results/load.md (the table) and benches/results/load-layers.svg (what each
-layer adds to a read).
+layer adds to a read). With `--handler store` the handler is the demo's in-memory FHIR server,
+which looks up, searches and serialises on every request, and the files are load-store.md and
+load-layers-store.svg.
 """
 
 import argparse
@@ -57,11 +59,12 @@ def target_binary():
 
 
 class Server:
-    def __init__(self, binary, port, layers, workdir):
+    def __init__(self, binary, port, layers, workdir, handler):
         self.url = f"http://127.0.0.1:{port}"
         info = os.path.join(workdir, f"info-{port}.json")
         self.proc = subprocess.Popen(
-            [binary, "--listen", f"127.0.0.1:{port}", "--layers", layers, "--info", info],
+            [binary, "--listen", f"127.0.0.1:{port}", "--layers", layers, "--info", info,
+             "--handler", handler],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**os.environ, "TMPDIR": workdir},
@@ -132,6 +135,11 @@ def main():
     ap.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per figure")
     ap.add_argument("--connections", type=int, default=16, help="connections for throughput")
+    ap.add_argument("--handler", choices=["canned", "store"], default="canned",
+                    help="canned: bytes captured once (the stack's cost alone); store: the demo's "
+                    "in-memory FHIR server answers each request (a realistic handler)")
+    ap.add_argument("--no-chart", action="store_true",
+                    help="skip the per-layer chart (its servers and runs)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -141,12 +149,12 @@ def main():
     try:
         port = 18180
         for name, layers in SIDES.items():
-            servers[name] = Server(binary, port, layers, workdir)
+            servers[name] = Server(binary, port, layers, workdir, args.handler)
             port += 1
         ladder = []
-        for i in range(len(LADDER)):
+        for i in range(0 if args.no_chart else len(LADDER)):
             name = "+" + LADDER[i]
-            servers[name] = Server(binary, port, ",".join(LADDER[: i + 1]), workdir)
+            servers[name] = Server(binary, port, ",".join(LADDER[: i + 1]), workdir, args.handler)
             ladder.append(name)
             port += 1
 
@@ -164,7 +172,7 @@ def main():
                           f"p50 {p50:7.0f} us  p99 {p99:7.0f} us", file=sys.stderr)
 
         chart = []
-        for r in range(max(1, args.rounds - 1)):
+        for r in range(0 if args.no_chart else max(1, args.rounds - 1)):
             for name in ["bare"] + ladder:
                 rps, _, _ = wrk(servers[name], "read", args.connections, args.seconds, workdir)
                 chart.append((name, rps))
@@ -175,7 +183,7 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
 
     lines = []
-    lines.append(f"wrk, {args.connections} connections for throughput and 1 for latency, "
+    lines.append(f"handler: {args.handler}; wrk, {args.connections} connections for throughput and 1 for latency, "
                  f"{args.seconds} s per run, median of {args.rounds} alternating rounds; "
                  f"load average at the end: {os.getloadavg()[0]:.2f}")
     lines.append("")
@@ -192,10 +200,13 @@ def main():
     table = "\n".join(lines)
     print(table)
 
-    os.makedirs(os.path.join(ROOT, "benches", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "benches", "results", "load.md"), "w") as f:
+    results_dir = os.path.join(ROOT, "benches", "results")
+    os.makedirs(results_dir, exist_ok=True)
+    suffix = "" if args.handler == "canned" else "-" + args.handler
+    with open(os.path.join(results_dir, f"load{suffix}.md"), "w") as f:
         f.write(table + "\n")
-    write_svg(ladder_rps, os.path.join(ROOT, "benches", "results", "load-layers.svg"))
+    if not args.no_chart:
+        write_svg(ladder_rps, os.path.join(results_dir, f"load-layers{suffix}.svg"))
     return 0
 
 

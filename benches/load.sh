@@ -3,7 +3,8 @@
 # alternately by wrk, for a read, a 50-resource search and a create. Prints the table and
 # writes benches/results/load.md and benches/results/load-layers.svg.
 #
-#   benches/load.sh [--seconds 5] [--rounds 3] [--connections 16]
+#   benches/load.sh [--seconds 5] [--rounds 3] [--connections 16] [--handler canned|store]
+#                   [--no-chart]
 #
 # Needs wrk (installed with apt-get when missing and allowed) and python3.
 set -euo pipefail

@@ -1,13 +1,17 @@
 //! The server `benches/load.sh` drives: one FHIR handler, served bare or behind fhirwall.
 //!
 //! ```text
-//! cargo run --release --example load_target -- --listen 127.0.0.1:18080 --layers all --info FILE
+//! cargo run --release --example load_target -- --listen 127.0.0.1:18080 --layers all --info FILE \
+//!     [--handler canned|store]
 //! ```
 //!
-//! The handler answers three requests with bytes captured once at start from the demo store
-//! (so the handler itself costs next to nothing and what is measured is the stack):
-//! `GET {base}/Patient/pat-1`, `GET {base}/Observation?_count=50` (a searchset of 50
-//! Observations) and `POST {base}/Patient` (201 with the body echoed).
+//! With `--handler canned` (the default) the handler answers three requests with bytes
+//! captured once at start from the demo store (so the handler itself costs next to nothing and
+//! what is measured is the stack): `GET {base}/Patient/pat-1`, `GET {base}/Observation?_count=50`
+//! (a searchset of 50 Observations) and `POST {base}/Patient` (201 with the body echoed). With
+//! `--handler store` the demo's in-memory R4 server answers them itself (it looks the resource
+//! up, runs the search, stores the created Patient and serialises every answer), which is closer
+//! to what a real FHIR server costs per request.
 //!
 //! `--layers` is `none` (bare axum), `all`, or a comma list of `audit`, `firewall`, `identity`,
 //! `smart`, `limit`, `validate`, `redact` (the classifier comes with any of them). `identity`
@@ -54,6 +58,7 @@ struct Args {
     listen: SocketAddr,
     layers: Vec<String>,
     info: Option<std::path::PathBuf>,
+    store: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         listen: SocketAddr::from(([127, 0, 0, 1], 18080)),
         layers: Vec::new(),
         info: None,
+        store: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,6 +87,13 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--info" => args.info = Some(value()?.into()),
+            "--handler" => {
+                args.store = match value()?.as_str() {
+                    "canned" => false,
+                    "store" => true,
+                    other => return Err(format!("--handler: {other:?} is not canned or store")),
+                };
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -154,7 +167,7 @@ async fn run() -> Result<(), String> {
         searchset: capture(&demo, &format!("{BASE}/Observation?_count=50")).await?,
     };
     let capability = capture(&demo, &format!("{BASE}/metadata")).await?;
-    let app = handler(canned);
+    let app = if args.store { demo } else { handler(canned) };
 
     let mut info = serde_json::Map::new();
     let service = if args.layers.is_empty() {

@@ -49,6 +49,44 @@
 //!
 //! Put compression (if any) outside: `.layer(stack).layer(CompressionLayer::new())`.
 //!
+//! ## Around a whole service, called by hand
+//!
+//! `Fhirwall` is a `tower::Layer`, so it also wraps a whole service directly: a `Router`, or
+//! the reverse proxy of a gateway in front of an existing FHIR server. Handed to hyper or
+//! axum, which name the request type, that needs nothing more. When you call the service
+//! yourself, name the request type too: write `Service::<Request<Body>>::call(&mut svc, req)`
+//! and `ServiceExt::<Request<Body>>::oneshot(svc, req)`, not `svc.call(req)`. With method
+//! syntax rustc looks for `call` before it knows the request type, and then works through the
+//! bounds of every layer and every combination of layers left out: it takes many minutes to
+//! compile (`tests/stack_around_service.rs` shows the named form).
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use fhirwall::fhir::Classifier;
+//! use fhirwall::net::RemoteAddr;
+//! use fhirwall::stack::Fhirwall;
+//! use fhirwall::validate::{ValidateConfig, ValidateLayer};
+//! use http::Request;
+//! use tower::{Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let stack = Fhirwall::builder()
+//!     .classifier(Classifier::new("/fhir"))
+//!     .validate(ValidateLayer::new(ValidateConfig::new()))
+//!     .build()?;
+//! let upstream: Router =
+//!     Router::new().route("/fhir/Patient/{id}", get(|| async { r#"{"resourceType":"Patient"}"# }));
+//! let svc = stack.layer(upstream);
+//!
+//! let mut request = Request::get("/fhir/Patient?birthdate=yesterday").body(Body::empty())?;
+//! request.extensions_mut().insert(RemoteAddr("127.0.0.1:50000".parse()?));
+//! let response = ServiceExt::<Request<Body>>::oneshot(svc, request).await?;
+//! assert_eq!(response.status(), 400);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## By hand
 //!
 //! The same stack with `tower::ServiceBuilder` around any service (the first `.layer` call is
