@@ -45,8 +45,12 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::from(v))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // serde_json refuses 1e400 itself; this keeps a non-finite number from ever becoming
+        // `null` (what `Value::from(f64::INFINITY)` gives) whatever the reader.
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("not a finite number"))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {

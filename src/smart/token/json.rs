@@ -4,88 +4,15 @@
 //! last one. Two readers that pick differently (a proxy and the server behind it) can be made to
 //! see two different tokens in the same bytes, so duplicates are refused.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
-use std::fmt;
-
-/// A JSON value that refused duplicate member names while it was read.
-struct Strict(Value);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Strict;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
-        Ok(Strict(Value::Bool(v)))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
-        Ok(Strict(Value::Number(v.into())))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
-        Ok(Strict(Value::Number(v.into())))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Strict, E> {
-        Number::from_f64(v)
-            .map(|n| Strict(Value::Number(n)))
-            .ok_or_else(|| E::custom("not a finite number"))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v)))
-    }
-
-    fn visit_unit<E>(self) -> Result<Strict, E> {
-        Ok(Strict(Value::Null))
-    }
-
-    fn visit_none<E>(self) -> Result<Strict, E> {
-        Ok(Strict(Value::Null))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
-        let mut out = Vec::new();
-        while let Some(Strict(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Strict(Value::Array(out)))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom("duplicate member name"));
-            }
-            let Strict(value) = map.next_value()?;
-            out.insert(key, value);
-        }
-        Ok(Strict(Value::Object(out)))
-    }
-}
+use crate::smart::json::strict_value;
+use serde_json::{Map, Value};
 
 /// Reads a JSON object, refusing duplicate member names at any depth and anything but an
-/// object at the top.
+/// object at the top. The same strict reading as the SMART response checks
+/// ([`strict_value`]), so a token, a JWK Set and an upstream resource are held to one rule.
 pub(crate) fn strict_object(bytes: &[u8]) -> Option<Map<String, Value>> {
-    match serde_json::from_slice::<Strict>(bytes) {
-        Ok(Strict(Value::Object(map))) => Some(map),
+    match strict_value(bytes) {
+        Some(Value::Object(map)) => Some(map),
         _ => None,
     }
 }
@@ -114,6 +41,10 @@ mod tests {
         assert!(strict_object(b"[1]").is_none());
         assert!(strict_object(b"\"x\"").is_none());
         assert!(strict_object(b"{} trailing").is_none());
+        assert!(
+            strict_object(br#"{"exp":1e400}"#).is_none(),
+            "not a finite number"
+        );
     }
 
     #[test]
