@@ -85,6 +85,8 @@ pub mod identity;
 #[cfg(feature = "limit")]
 pub mod limit;
 pub mod net;
+#[cfg(any(feature = "limit", feature = "smart"))]
+mod plain_json;
 #[cfg(feature = "policy")]
 pub mod policy;
 #[cfg(feature = "redact")]

@@ -37,6 +37,12 @@ mod tests {
     const CASES: &[(&str, Option<u64>)] = &[
         (r#"{"resourceType":"Patient","id":"1"}"#, Some(1)),
         (r#"{"resourceType":"OperationOutcome","issue":[]}"#, Some(0)),
+        // A number past f64's range is still JSON (RFC 8259 §6 leaves the range open); both
+        // passes count it, neither reads it as a float.
+        (
+            r#"{"resourceType":"Observation","valueQuantity":{"value":1e400}}"#,
+            Some(1),
+        ),
         (r#"{"resourceType":"Bundle","type":"searchset"}"#, Some(0)),
         (
             r#"{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Patient"},"search":{"mode":"match"}},{"resource":{"resourceType":"Patient"},"search":{"mode":"include"}},{"resource":{"resourceType":"OperationOutcome"},"search":{"mode":"outcome"}}]}"#,

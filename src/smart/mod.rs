@@ -96,6 +96,7 @@ mod granular;
 mod json;
 mod layer;
 mod operations;
+mod plain;
 mod policy;
 mod response;
 mod scope;

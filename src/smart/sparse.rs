@@ -10,6 +10,7 @@
 #[cfg(test)]
 use super::json::RawObject;
 use super::json::{strict_value, Strict};
+use super::plain::top_members;
 use crate::fhir::ResourceType;
 use crate::unique_keys::KeySet;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -21,13 +22,18 @@ use std::fmt;
 /// The resource in `bytes` with only the top-level members `wanted` (given the resource's
 /// type) kept, or `None` where [`strict_value`] would refuse the bytes.
 ///
-/// One pass when `resourceType` comes first, as FHIR JSON writes it; members before it are
-/// held raw until the type is known. Without a known `resourceType` every member is kept, so
+/// A body in the plain shape servers write is read by hand ([`super::plain`]) and only the
+/// kept members are parsed with `serde_json`; anything else goes through a serde-driven pass,
+/// one pass when `resourceType` comes first, as FHIR JSON writes it (members before it are
+/// held raw until the type is known). Without a known `resourceType` every member is kept, so
 /// the caller's own checks (and refusals) see what they always did.
 pub(crate) fn sparse_resource<F>(bytes: &[u8], wanted: F) -> Option<Value>
 where
     F: Fn(ResourceType, &str) -> bool,
 {
+    if let Some(members) = top_members(bytes) {
+        return kept(&members, &wanted).map(Value::Object);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match de.deserialize_map(SparseVisitor(&wanted)) {
         Ok(map) => {
@@ -37,6 +43,32 @@ where
         // Not an object, or not JSON: the full parse decides, as it always did.
         Err(_) => strict_value(bytes),
     }
+}
+
+/// The members of a body [`top_members`] read that the check wants, parsed.
+fn kept<F>(members: &[(&str, &[u8])], wanted: &F) -> Option<Map<String, Value>>
+where
+    F: Fn(ResourceType, &str) -> bool,
+{
+    let mut out = Map::new();
+    // `None` without a `resourceType` member, `Some(None)` for a type we don't know: then
+    // every member is kept, as in the serde-driven pass.
+    let mut rt: Option<Option<ResourceType>> = None;
+    if let Some((name, text)) = members.iter().find(|(name, _)| *name == "resourceType") {
+        let value = strict_value(text)?;
+        rt = Some(value.as_str().and_then(ResourceType::from_name));
+        out.insert((*name).to_owned(), value);
+    }
+    for (name, text) in members {
+        let keep = match rt {
+            Some(Some(t)) => *name != "resourceType" && wanted(t, name),
+            _ => *name != "resourceType",
+        };
+        if keep {
+            out.insert((*name).to_owned(), strict_value(text)?);
+        }
+    }
+    Some(out)
 }
 
 struct SparseVisitor<'f, F>(&'f F);
