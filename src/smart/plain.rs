@@ -77,7 +77,7 @@ fn value<'a>(s: &mut Scanner<'a>, depth: usize, names: &mut Vec<&'a [u8]>) -> Op
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::json::strict_value;
     use super::*;
 
@@ -134,8 +134,9 @@ mod tests {
         assert!(top_members(br#"{"a":[{"b":1},{"b":2}],"c":{"b":3}}"#).is_some());
     }
 
-    /// JSON text with repeated keys, escapes, exponents and deep nesting now and then.
-    fn json() -> impl proptest::strategy::Strategy<Value = String> {
+    /// JSON text with repeated keys, escapes, exponents and deep nesting now and then (also
+    /// the sparse parse's property test draws from it).
+    pub(in crate::smart) fn json() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         // Mostly the plain shape the fast path reads, so that it answers often; now and then
         // something it must hand over.

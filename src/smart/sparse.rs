@@ -385,37 +385,13 @@ mod tests {
         );
     }
 
-    /// JSON text whose objects often repeat a key (keys are one of three letters).
-    fn json() -> impl proptest::strategy::Strategy<Value = String> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(String::from("null")),
-            any::<bool>().prop_map(|b| b.to_string()),
-            any::<i64>().prop_map(|n| n.to_string()),
-            Just(String::from("1e400")),
-            "[a-z\\\\\"é]{0,6}".prop_map(|s| Value::from(s).to_string()),
-            Just(String::from(r#""\ud800""#)),
-        ];
-        leaf.prop_recursive(3, 24, 4, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4)
-                    .prop_map(|v| format!("[{}]", v.join(","))),
-                prop::collection::vec(("[abc]", inner), 0..4).prop_map(|m| {
-                    let members: Vec<String> =
-                        m.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-                    format!("{{{}}}", members.join(","))
-                }),
-            ]
-        })
-    }
-
     proptest::proptest! {
         /// On any body, and on any body with one byte changed: the sparse parse refuses
         /// exactly what the full parse refuses, never panics, and what it keeps equals the
         /// full parse's member.
         #[test]
         fn agrees_with_the_full_parse(
-            members in proptest::collection::vec(("[a-z]{1,3}|resourceType|id|subject", json()), 0..6),
+            members in proptest::collection::vec(("[a-z]{1,3}|resourceType|id|subject", super::super::plain::tests::json()), 0..6),
             rt in proptest::sample::select(vec!["Patient", "Observation", "Nope"]),
             type_at in 0usize..7,
             cut in proptest::prelude::any::<proptest::sample::Index>(),
