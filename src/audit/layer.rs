@@ -157,11 +157,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.future.poll(cx));
+        let mut result = ready!(this.future.poll(cx));
         if let Some((mut record, start)) = this.pending.take() {
             record.latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-            match &result {
-                Ok(response) => finish(&mut record, response.status(), response.extensions()),
+            match &mut result {
+                Ok(response) => {
+                    let status = response.status();
+                    finish(&mut record, status, response.extensions_mut());
+                }
                 Err(_) => {
                     record.status = 500;
                     record.outcome = "8";
@@ -184,7 +187,7 @@ fn under_base(path: &str, base: &str) -> bool {
     }
 }
 
-fn finish(record: &mut AuditRecord, status: http::StatusCode, ext: &Extensions) {
+fn finish(record: &mut AuditRecord, status: http::StatusCode, ext: &mut Extensions) {
     record.status = status.as_u16();
     record.outcome = if status.is_server_error() {
         "8"
@@ -210,7 +213,8 @@ fn finish(record: &mut AuditRecord, status: http::StatusCode, ext: &Extensions) 
             },
         },
     };
-    record.agent = ext.get::<AuditAgent>().cloned().unwrap_or_default();
+    // Taken, not copied: the capture put it there for this layer only.
+    record.agent = ext.remove::<AuditAgent>().unwrap_or_default();
     #[cfg(feature = "mtls")]
     if record.agent.client.is_none() {
         record.agent.client = ext

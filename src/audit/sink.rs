@@ -319,8 +319,10 @@ impl AuditSink for JsonLinesFile {
 /// ([`AuditSink::record_batch`]: one write for [`JsonLinesFile`]), then gathers records for
 /// up to 1 ms before the next batch, so under load it wakes about a thousand times a second
 /// rather than once per request. A record reaches the sink within about a millisecond plus
-/// the sink's own time; records still queued when the process dies are lost, while dropping
-/// the last clone of the `NonBlocking` lets the writer write every queued record first.
+/// the sink's own time. Dropping the last clone of the `NonBlocking` (when the server and its
+/// layers go away at shutdown) waits until the writer has handed every queued record to the
+/// sink, at most [`SHUTDOWN_WAIT`](Self::SHUTDOWN_WAIT), so a process that exits after its server stops loses
+/// nothing; records still queued when a process dies without dropping it are lost.
 ///
 /// When the queue is full the record is dropped and counted; the writer then writes a record
 /// of subtype `audit-dropped` whose
@@ -348,6 +350,8 @@ struct Shared {
     /// Signalled when the writer must wake: a record for an idle writer, a half-full queue,
     /// or the last sender gone.
     wake: Condvar,
+    /// Signalled when the writer has written its last batch and stopped.
+    finished: Condvar,
     capacity: usize,
     /// Queue length at which a gathering writer is woken early.
     high_water: usize,
@@ -365,6 +369,8 @@ struct Queue {
     /// A writer thread runs (false when it could not be started: records are then dropped
     /// and counted).
     writer: bool,
+    /// The writer has stopped, everything queued written.
+    done: bool,
 }
 
 impl Shared {
@@ -381,12 +387,34 @@ struct Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.shared.lock().closed = true;
-        self.shared.wake.notify_one();
+        let shared = &self.shared;
+        let mut q = shared.lock();
+        q.closed = true;
+        shared.wake.notify_one();
+        if !q.writer {
+            return;
+        }
+        // The records queued are the last of a server that is stopping: they are written
+        // before this returns (and the process perhaps exits), within a bound.
+        let (q, _) = shared
+            .finished
+            .wait_timeout_while(q, NonBlocking::SHUTDOWN_WAIT, |q| !q.done)
+            .unwrap_or_else(PoisonError::into_inner);
+        if !q.done {
+            tracing::error!(
+                target: "fhirwall::audit",
+                queued = q.records.len(),
+                "the audit writer did not finish writing in time"
+            );
+        }
     }
 }
 
 impl NonBlocking {
+    /// How long dropping the last clone waits for the writer to write what is queued (a full
+    /// queue of 8,192 records takes milliseconds for a file).
+    pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
     /// Wraps `sink` with a queue of 8,192 records.
     pub fn new<S: AuditSink>(sink: S) -> Self {
         Self::with_capacity(sink, 8192)
@@ -402,8 +430,10 @@ impl NonBlocking {
                 lingering: false,
                 closed: false,
                 writer: true,
+                done: false,
             }),
             wake: Condvar::new(),
+            finished: Condvar::new(),
             capacity,
             high_water: capacity.div_ceil(2),
             dropped: AtomicU64::new(0),
@@ -449,6 +479,8 @@ fn write_loop<S: AuditSink>(shared: &Shared, sink: &S) {
         if closed {
             // No sender is left to queue more; drops counted since are reported last.
             report_drops(sink, &shared.dropped, &mut reported);
+            shared.lock().done = true;
+            shared.finished.notify_all();
             return;
         }
         if batch.capacity() > shared.capacity {

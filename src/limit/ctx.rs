@@ -46,6 +46,18 @@ impl<St: BudgetStore> Ctx<St> {
             self.resources.filter(|_| self.counting != Counting::None),
         )
     }
+
+    /// [`admit`](Self::admit) when the store answers without waiting.
+    pub(super) fn admit_at_once(
+        &self,
+        key: &ClientKey,
+    ) -> Option<Result<super::store::Admission, super::store::StoreUnavailable>> {
+        self.shared.store.admit_at_once(
+            key,
+            self.requests.map(|rate| (rate, self.cost)),
+            self.resources.filter(|_| self.counting != Counting::None),
+        )
+    }
 }
 
 impl<St> Ctx<St> {

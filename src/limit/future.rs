@@ -273,7 +273,7 @@ where
 
 // The refusal is moved once into the future's output; boxing it would allocate for nothing.
 #[allow(clippy::result_large_err)]
-fn admit<St, B>(
+pub(super) fn admit<St, B>(
     ctx: &mut Ctx<St>,
     admitted: Result<Admission, StoreUnavailable>,
 ) -> Result<(), Refused<B>> {

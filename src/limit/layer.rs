@@ -282,6 +282,20 @@ where
                 }
             }
         }
+        if lower_post.is_none() {
+            if let Some(admitted) = ctx.admit_at_once(&key) {
+                // Answered without waiting: the service made ready by poll_ready is called now.
+                let state = match super::future::admit(&mut ctx, admitted) {
+                    Err(response) => State::Done {
+                        response: Some(response),
+                    },
+                    Ok(()) => State::Inner {
+                        future: self.inner.call(Request::from_parts(parts, body)),
+                    },
+                };
+                return BudgetFuture::new(state, ctx);
+            }
+        }
         // The service made ready by poll_ready is the one to call; a clone takes its place.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);

@@ -47,6 +47,23 @@ pub trait BudgetStore: Clone + Send + Sync + 'static {
     /// After the response: spends `count` units of the resource budget, or with `up_to` as
     /// many as are left.
     fn take(&self, key: &ClientKey, resources: Rate, count: u64, up_to: bool) -> Self::Take;
+
+    /// [`admit`](BudgetStore::admit) answered at once, for a store that never waits (the
+    /// in-memory [`MemoryStore`] always answers here). `None`, the default, means the layer
+    /// must call [`admit`](BudgetStore::admit) and wait for its future.
+    ///
+    /// An answer here lets the layer call the inner service straight away instead of keeping
+    /// it in its future while the store answers (which costs a clone of the inner service per
+    /// request).
+    fn admit_at_once(
+        &self,
+        key: &ClientKey,
+        request: Option<(Rate, u64)>,
+        resources: Option<Rate>,
+    ) -> Option<Result<Admission, StoreUnavailable>> {
+        let _ = (key, request, resources);
+        None
+    }
 }
 
 /// A monotonic clock in nanoseconds, so tests can drive time (for instance from tokio's
@@ -266,6 +283,15 @@ impl BudgetStore for MemoryStore {
         resources: Option<Rate>,
     ) -> Self::Admit {
         ready(Ok(self.admit_now(key, request, resources)))
+    }
+
+    fn admit_at_once(
+        &self,
+        key: &ClientKey,
+        request: Option<(Rate, u64)>,
+        resources: Option<Rate>,
+    ) -> Option<Result<Admission, StoreUnavailable>> {
+        Some(Ok(self.admit_now(key, request, resources)))
     }
 
     fn take(&self, key: &ClientKey, resources: Rate, count: u64, up_to: bool) -> Self::Take {

@@ -68,16 +68,8 @@ impl CallerExtractor for FromAccessContext {
             if let Some(id) = ctx.client_id() {
                 caller.clients.push(id.to_string());
             }
-            // Each scope written once into its own string: no joined list to split again.
-            let scopes = ctx.scopes();
-            caller.scopes.reserve(scopes.len());
-            caller.scopes.extend(
-                scopes
-                    .resource_scopes()
-                    .iter()
-                    .map(ToString::to_string)
-                    .chain(scopes.other_scopes().iter().map(ToString::to_string)),
-            );
+            // Written out once per token by the context, copied here.
+            caller.scopes.extend_from_slice(ctx.scope_strings());
         }
     }
 }

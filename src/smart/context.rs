@@ -35,7 +35,7 @@ use base64::Engine;
 use dashmap::DashMap;
 use http::{Extensions, HeaderMap, HeaderName};
 use serde_json::Value;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 /// Most patients one token may put in context.
 const MAX_PATIENTS: usize = 64;
@@ -251,6 +251,7 @@ impl ContextConfig {
             scopes,
             expires_at: claims.expires_at(),
             cnf_x5t_s256,
+            scope_strings: OnceLock::new(),
         })
     }
 
@@ -351,6 +352,9 @@ struct Grant {
     scopes: ScopeSet,
     expires_at: Option<u64>,
     cnf_x5t_s256: Option<[u8; 32]>,
+    /// The scopes written out once, on first use: the grant lives as long as its token is
+    /// cached, so a layer that wants strings (redaction) does not format them per request.
+    scope_strings: OnceLock<Box<[String]>>,
 }
 
 /// What a verified token grants on this request: put in the request extensions by
@@ -376,6 +380,7 @@ impl AccessContext {
                 scopes,
                 expires_at: None,
                 cnf_x5t_s256: None,
+                scope_strings: OnceLock::new(),
             }),
             patients: Arc::from([]),
         }
@@ -404,7 +409,10 @@ impl AccessContext {
     }
 
     fn grant_mut(&mut self) -> &mut Grant {
-        Arc::make_mut(&mut self.grant)
+        let grant = Arc::make_mut(&mut self.grant);
+        // What is about to change may be the scopes: their strings are written again.
+        grant.scope_strings = OnceLock::new();
+        grant
     }
 
     /// `client_id` (or `azp`).
@@ -438,6 +446,30 @@ impl AccessContext {
     #[inline]
     pub fn scopes(&self) -> &ScopeSet {
         &self.grant.scopes
+    }
+
+    /// The granted scopes as strings in SMART v2 syntax (`patient/Observation.rs`), resource
+    /// scopes first, then the others (`openid`, `launch/patient`). Written once per token (the
+    /// context's grant is cached with it), so reading them costs nothing per request.
+    ///
+    /// ```
+    /// use fhirwall::smart::{AccessContext, MalformedScopes, ScopeSet};
+    ///
+    /// let scopes = ScopeSet::parse("openid patient/Observation.read", MalformedScopes::RefuseToken)
+    ///     .unwrap();
+    /// let ctx = AccessContext::new(scopes);
+    /// assert_eq!(ctx.scope_strings(), ["patient/Observation.rs", "openid"]);
+    /// ```
+    pub fn scope_strings(&self) -> &[String] {
+        self.grant.scope_strings.get_or_init(|| {
+            let scopes = &self.grant.scopes;
+            scopes
+                .resource_scopes()
+                .iter()
+                .map(ToString::to_string)
+                .chain(scopes.other_scopes().iter().map(ToString::to_string))
+                .collect()
+        })
     }
 
     /// `exp`, seconds since the Unix epoch.
