@@ -137,6 +137,44 @@ pub fn full_response<B>(response: http::Response<Full<Bytes>>) -> http::Response
     response.map(FhirBody::from_full)
 }
 
+/// A response body's resources, counted by a layer that read the body already (redaction),
+/// for the budget layer, which would otherwise scan it again. It keeps the bytes it counted
+/// (shared, not copied), so the count is used for exactly those bytes and nothing else.
+#[cfg(all(feature = "redact", feature = "limit"))]
+#[derive(Clone)]
+pub(crate) struct CountedBody {
+    /// The body, in the frames it is sent as.
+    frames: Vec<Bytes>,
+    count: u64,
+}
+
+/// Put in the request extensions by the budget layer when it will count the response's
+/// resources by reading its body: a redaction layer inside then counts them on its walk
+/// ([`CountedBody`]).
+#[cfg(all(feature = "redact", feature = "limit"))]
+#[derive(Clone, Copy)]
+pub(crate) struct CountWanted;
+
+#[cfg(all(feature = "redact", feature = "limit"))]
+impl CountedBody {
+    pub(crate) fn new(frames: Vec<Bytes>, count: u64) -> Self {
+        CountedBody { frames, count }
+    }
+
+    /// The count, if `body` is the very bytes that were counted.
+    pub(crate) fn count_of(&self, body: &[u8]) -> Option<u64> {
+        let mut rest = body;
+        for frame in &self.frames {
+            let (head, tail) = rest.split_at_checked(frame.len())?;
+            if head != &frame[..] {
+                return None;
+            }
+            rest = tail;
+        }
+        rest.is_empty().then_some(self.count)
+    }
+}
+
 /// Why [`poll_read_bounded`] stopped before the end of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadError {
@@ -172,6 +210,30 @@ where
                     buffer.extend_from_slice(&data);
                 }
             }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "redact", feature = "limit"))]
+mod tests {
+    use super::*;
+
+    /// A count stands only for the very bytes counted, however they were cut into frames.
+    #[test]
+    fn a_count_is_for_the_bytes_counted_only() {
+        let counted = CountedBody::new(
+            vec![Bytes::from_static(b"{\"a\":"), Bytes::from_static(b"1}")],
+            7,
+        );
+        assert_eq!(counted.count_of(b"{\"a\":1}"), Some(7));
+        for other in [
+            &b"{\"a\":2}"[..],
+            b"{\"a\":1} ",
+            b"{\"a\":",
+            b"",
+            b"{\"a\":1",
+        ] {
+            assert_eq!(counted.count_of(other), None, "{other:?}");
         }
     }
 }

@@ -256,3 +256,78 @@ async fn kick_offs_and_writes_are_not_held_by_the_resource_budget() {
     let r = service.clone().oneshot(create).await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 }
+
+/// The same table with a redaction layer inside the budget layer, which counts the resources
+/// on its walk and hands the count on: the budget's figure is the same as when it counts the
+/// body itself, for every body redaction lets through (a label policy that matches none of
+/// them), and a hidden entry is not counted.
+#[cfg(feature = "redact")]
+#[tokio::test]
+async fn counting_table_behind_redaction() {
+    use fhirwall::redact::{LabelRule, Policy, RedactLayer, Redactor};
+    let redactor = Redactor::new(Policy {
+        labels: vec![LabelRule {
+            system: None,
+            codes: vec!["R".into()],
+            except: Default::default(),
+        }],
+        ..Policy::default()
+    })
+    .unwrap();
+    let service = |body: &'static str| {
+        ServiceBuilder::new()
+            .layer(ClassifyLayer::new(Classifier::new("/fhir")))
+            .layer(budget(Caps::default()))
+            .layer(RedactLayer::new(redactor.clone()))
+            .service(service_fn(
+                move |_: Request<FhirBody<Full<Bytes>>>| async move {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/fhir+json")
+                            .body(Full::new(Bytes::from_static(body.as_bytes())))
+                            .unwrap(),
+                    )
+                },
+            ))
+    };
+    let mut compared = 0;
+    for line in include_str!("data/limit_counting.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let (expected, body) = line.split_once(" | ").unwrap();
+        let response = service(body)
+            .oneshot(get("/fhir/Observation", "t"))
+            .await
+            .unwrap();
+        if expected == "uncountable" || response.status() != StatusCode::OK {
+            // Refused by redaction or by the budget: never passed on uncounted.
+            assert_ne!(response.status(), StatusCode::OK, "{line}");
+            continue;
+        }
+        let decision = response.extensions().get::<BudgetDecision>().unwrap();
+        assert_eq!(
+            decision.resources_counted,
+            Some(expected.parse().unwrap()),
+            "{line}"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 5, "{compared}");
+    let labelled = r#"{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Observation","meta":{"security":[{"code":"R"}]}},"search":{"mode":"match"}},{"resource":{"resourceType":"Observation"},"search":{"mode":"match"}},{"resource":{"resourceType":"Patient"},"search":{"mode":"include"}}]}"#;
+    let response = service(labelled)
+        .oneshot(get("/fhir/Observation", "t"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let counted = response
+        .extensions()
+        .get::<BudgetDecision>()
+        .unwrap()
+        .resources_counted;
+    let (_, json) = read(response).await;
+    let entries = json["entry"].as_array().unwrap();
+    // The labelled Observation is withheld; the other two are counted.
+    assert_eq!(entries.len(), 2, "{json}");
+    assert_eq!(counted, Some(2));
+}

@@ -407,7 +407,7 @@ where
 #[allow(clippy::result_large_err)]
 fn counted<S, St, ReqB, ResB>(
     ctx: &mut Ctx<St>,
-    head: http::response::Parts,
+    #[allow(unused_mut)] mut head: http::response::Parts,
     bytes: Bytes,
     kind: BodyKind,
 ) -> Result<State<S, St, ReqB, ResB>, Refused<ResB>>
@@ -415,7 +415,16 @@ where
     S: Service<Request<ReqB>>,
     St: BudgetStore,
 {
-    let Ok(count) = super::count::count(&bytes, kind) else {
+    // Counted already by the redaction layer inside, for these very bytes: no second scan.
+    #[cfg(feature = "redact")]
+    let known = head
+        .extensions
+        .remove::<crate::body::CountedBody>()
+        .filter(|_| kind == BodyKind::Json)
+        .and_then(|c| c.count_of(&bytes));
+    #[cfg(not(feature = "redact"))]
+    let known = None;
+    let Some(count) = known.or_else(|| super::count::count(&bytes, kind).ok()) else {
         return Err(uncountable(ctx));
     };
     let config = &ctx.shared.config;

@@ -254,6 +254,10 @@ where
         ctx.requests = requests;
         ctx.resources = resources;
         ctx.counting = counting(fhir, config, resources);
+        #[cfg(feature = "redact")]
+        if ctx.counting == Counting::Buffer {
+            parts.extensions.insert(crate::body::CountWanted);
+        }
         ctx.key = Some(key.clone());
         let lower_post = match caps::apply(&config.caps, &mut parts) {
             Ok(lower_post) => lower_post,

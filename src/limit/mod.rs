@@ -75,7 +75,7 @@ mod body;
 mod caps;
 mod concurrency;
 mod cost;
-mod count;
+pub(crate) mod count;
 mod ctx;
 mod decision;
 mod form;
@@ -87,7 +87,7 @@ mod key;
 mod layer;
 #[cfg(feature = "redis")]
 pub mod redis_store;
-mod response;
+pub(crate) mod response;
 mod scan;
 mod store;
 

@@ -2,6 +2,7 @@
 //! no rule touches byte for byte and re-emits only what changes.
 
 use super::compile::{Plan, Selector};
+use super::count::Fate;
 use super::member::{KeyFilter, RootKeys};
 use super::outcome::{RedactError, Redacted};
 use super::output::Output;
@@ -70,11 +71,24 @@ pub(super) struct Walker<'a> {
     /// Reused scratch vectors, so walking a member allocates nothing in the steady state.
     pub(super) st_pool: Vec<Vec<St>>,
     pub(super) item_pool: Vec<Vec<(usize, usize)>>,
+    /// What became of each Bundle entry walked, by where it starts (for the count).
+    pub(super) entry_fates: Vec<(usize, Fate)>,
 }
 
 impl Plan {
     /// Redacts one FHIR JSON resource (a Bundle included).
     pub fn redact(&self, input: &[u8]) -> Result<Redacted, RedactError> {
+        self.redact_counted(input, false)
+            .map(|(redacted, _)| redacted)
+    }
+
+    /// [`redact`](Self::redact), and with `count` the resources of the body written as the
+    /// query budget counts them, where the walk is sure of it ([`Walker::root_count`]).
+    pub(crate) fn redact_counted(
+        &self,
+        input: &[u8],
+        count: bool,
+    ) -> Result<(Redacted, Option<u64>), RedactError> {
         let inner = &self.redactor.inner;
         if input.len() > inner.max_body {
             return Err(RedactError::TooLarge);
@@ -85,12 +99,13 @@ impl Plan {
         let e = scanner::skip_value_in(input, Some(&w.index), s);
         w.out.copy(0, s);
         match w.resource(s, e, true)? {
-            Out::Hidden => return Ok(Redacted::Hidden),
-            Out::Dropped => return Ok(Redacted::Hidden),
+            Out::Hidden => return Ok((Redacted::Hidden, None)),
+            Out::Dropped => return Ok((Redacted::Hidden, None)),
             Out::Kept => {}
         }
         w.out.copy(e, input.len());
-        Ok(w.finish())
+        let counted = if count { w.root_count(s, e) } else { None };
+        Ok((w.finish(), counted))
     }
 
     /// Redacts newline-delimited FHIR JSON (bulk data export files): one resource per line;
@@ -181,6 +196,7 @@ impl<'a> Walker<'a> {
             index: Index::take(),
             st_pool: pools.states,
             item_pool: pools.items,
+            entry_fates: Vec::new(),
         }
     }
 

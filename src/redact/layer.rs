@@ -230,12 +230,22 @@ where
             };
         }
         let head = request.method() == Method::HEAD;
+        // A budget layer outside that counts the response's resources asked for them: the
+        // walk works them out on the way.
+        #[cfg(feature = "limit")]
+        let count = request
+            .extensions()
+            .get::<crate::body::CountWanted>()
+            .is_some();
+        #[cfg(not(feature = "limit"))]
+        let count = false;
         RedactFuture {
             state: State::Calling {
                 future: self.inner.call(request),
                 plan: Some(plan),
                 head,
                 hidden_status: self.shared.hidden_status,
+                count,
             },
         }
     }
@@ -254,7 +264,7 @@ pin_project! {
     enum State<F, B> {
         Done { response: Option<Response<http_body_util::Full<Bytes>>> },
         Passthrough { #[pin] future: F },
-        Calling { #[pin] future: F, plan: Option<Plan>, head: bool, hidden_status: StatusCode },
+        Calling { #[pin] future: F, plan: Option<Plan>, head: bool, hidden_status: StatusCode, count: bool },
         Reading {
             #[pin]
             body: B,
@@ -264,6 +274,7 @@ pin_project! {
             plan: Option<Plan>,
             ndjson: bool,
             hidden_status: StatusCode,
+            count: bool,
         },
     }
 }
@@ -386,6 +397,7 @@ where
                     plan,
                     head,
                     hidden_status,
+                    count,
                 } => {
                     let response = ready!(future.poll(cx))?;
                     let (mut parts, body) = response.into_parts();
@@ -446,6 +458,7 @@ where
                         plan: Some(plan),
                         ndjson,
                         hidden_status: *hidden_status,
+                        count: *count,
                     }
                 }
                 StateProj::Reading {
@@ -456,6 +469,7 @@ where
                     plan,
                     ndjson,
                     hidden_status,
+                    count,
                 } => {
                     loop {
                         match ready!(body.as_mut().poll_frame(cx)) {
@@ -482,22 +496,32 @@ where
                     };
                     let bytes = collected.take();
                     let result = if *ndjson {
-                        plan.redact_ndjson(&bytes)
+                        plan.redact_ndjson(&bytes).map(|r| (r, None))
                     } else {
-                        plan.redact(&bytes)
+                        plan.redact_counted(&bytes, *count)
                     };
                     let response = match result {
                         Err(e) => full_response(refusal(RedactRefusal::Unparseable(e))),
-                        Ok(Redacted::Hidden) => full_response(hidden(*hidden_status)),
-                        Ok(Redacted::Unchanged) => {
+                        Ok((Redacted::Hidden, _)) => full_response(hidden(*hidden_status)),
+                        Ok((Redacted::Unchanged, counted)) => {
                             parts.extensions.insert(RedactDecision::Unchanged);
+                            #[cfg(feature = "limit")]
+                            if let Some(n) = counted {
+                                parts
+                                    .extensions
+                                    .insert(crate::body::CountedBody::new(vec![bytes.clone()], n));
+                            }
+                            let _ = counted;
                             Response::from_parts(parts, FhirBody::full(bytes))
                         }
-                        Ok(Redacted::Changed {
-                            body,
-                            altered,
-                            hidden,
-                        }) => {
+                        Ok((
+                            Redacted::Changed {
+                                body,
+                                altered,
+                                hidden,
+                            },
+                            counted,
+                        )) => {
                             let headers = &mut parts.headers;
                             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
                             weaken_etag(headers);
@@ -509,7 +533,15 @@ where
                                 .insert(RedactDecision::Redacted { altered, hidden });
                             // The chunks it was written in, one frame each: joining them would
                             // hold the output twice.
-                            Response::from_parts(parts, FhirBody::frames(body.into_frames()))
+                            let frames = body.into_frames();
+                            #[cfg(feature = "limit")]
+                            if let Some(n) = counted {
+                                parts
+                                    .extensions
+                                    .insert(crate::body::CountedBody::new(frames.clone(), n));
+                            }
+                            let _ = counted;
+                            Response::from_parts(parts, FhirBody::frames(frames))
                         }
                     };
                     return Poll::Ready(Ok(response));

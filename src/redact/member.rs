@@ -3,6 +3,7 @@
 //! elsewhere, a byte-exact copy.
 
 use super::compile::{ElemAction, Plan, Selector};
+use super::count::Fate;
 use super::edit::{effective, merge};
 use super::engine::{selector_step, BundleKind, Ctx, Out, Root, Special, St, Walker};
 use super::outcome::RedactError;
@@ -188,7 +189,11 @@ impl Walker<'_> {
             if let Some(v) = members {
                 self.recycle(v);
             }
-            match r? {
+            let out = r?;
+            if matches!(special, Special::Object(Ctx::Entry(_))) {
+                self.entry_fates.push((is, Fate::of(&out)));
+            }
+            match out {
                 Out::Kept => kept += 1,
                 Out::Dropped => self.out.truncate(mark),
                 Out::Hidden => {

@@ -62,6 +62,9 @@ mod builder;
 mod caller;
 mod check;
 mod compile;
+mod count;
+#[cfg(all(test, feature = "limit"))]
+mod count_tests;
 mod edit;
 mod engine;
 mod heads;
