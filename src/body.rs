@@ -175,6 +175,97 @@ impl CountedBody {
     }
 }
 
+/// A response body as read so far (by the layers that read one whole: redaction, budgets). A body that comes in one frame (most do) is kept as that
+/// frame, without a copy. One that comes in several and told its length is copied as it
+/// arrives into one buffer reserved once at that length. One that didn't tell is copied into
+/// blocks and joined once at the end into a buffer of its exact length: a buffer regrown by
+/// doubling as frames arrive would hold up to three times the body while it is copied, and
+/// keeping the frames themselves would hold a body sent in tiny frames many times over.
+#[cfg(any(feature = "redact", feature = "limit"))]
+#[derive(Debug)]
+pub(crate) struct Collected {
+    /// The first frame; with no length told, then the full blocks.
+    frames: Vec<Bytes>,
+    /// With a length told, once a second frame arrives: the body so far. Without: the block
+    /// being filled.
+    buf: Vec<u8>,
+    len: usize,
+    expected: usize,
+}
+
+/// The blocks a body of unknown length is copied into.
+#[cfg(any(feature = "redact", feature = "limit"))]
+const BLOCK: usize = 64 * 1024;
+
+#[cfg(any(feature = "redact", feature = "limit"))]
+impl Collected {
+    pub(crate) fn new(expected: usize) -> Self {
+        Collected {
+            frames: Vec::new(),
+            buf: Vec::new(),
+            len: 0,
+            expected,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        let first = self.len == 0;
+        self.len += data.len();
+        if first {
+            self.frames.push(data);
+            return;
+        }
+        if self.expected > 0 {
+            if self.buf.is_empty() {
+                self.buf.reserve_exact(self.expected.max(self.len));
+                for frame in self.frames.drain(..) {
+                    self.buf.extend_from_slice(&frame);
+                }
+            }
+            self.buf.extend_from_slice(&data);
+            return;
+        }
+        let mut rest: &[u8] = &data;
+        while !rest.is_empty() {
+            if self.buf.capacity() == self.buf.len() {
+                let full = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
+                if !full.is_empty() {
+                    self.frames.push(Bytes::from(full));
+                }
+            }
+            let (now, later) =
+                rest.split_at((self.buf.capacity() - self.buf.len()).min(rest.len()));
+            self.buf.extend_from_slice(now);
+            rest = later;
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> Bytes {
+        if self.expected > 0 && !self.buf.is_empty() {
+            return Bytes::from(std::mem::take(&mut self.buf));
+        }
+        if self.buf.is_empty() && self.frames.len() <= 1 {
+            return self.frames.pop().unwrap_or_default();
+        }
+        // The last block's room goes before the body is held twice.
+        self.buf.shrink_to_fit();
+        let mut joined = Vec::with_capacity(self.len);
+        // Each frame is freed once copied.
+        for frame in self.frames.drain(..) {
+            joined.extend_from_slice(&frame);
+        }
+        joined.extend_from_slice(&std::mem::take(&mut self.buf));
+        Bytes::from(joined)
+    }
+}
+
 /// Why [`poll_read_bounded`] stopped before the end of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadError {
@@ -214,10 +305,35 @@ where
     }
 }
 
-#[cfg(all(test, feature = "redact", feature = "limit"))]
+#[cfg(all(test, any(feature = "redact", feature = "limit")))]
 mod tests {
     use super::*;
 
+    /// Frames of every size, with and without a length told (and a wrong one), gather into the
+    /// body they make up, in order.
+    #[test]
+    fn collected_frames_make_up_the_body() {
+        let sizes = [1, BLOCK + 7, 3, BLOCK, BLOCK - 3, 0, 2 * BLOCK + 1, 5];
+        let body: Vec<u8> = (0..sizes.iter().sum::<usize>())
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for expected in [0, body.len(), 10] {
+            let mut collected = Collected::new(expected);
+            let mut at = 0;
+            for size in sizes {
+                collected.push(Bytes::copy_from_slice(&body[at..at + size]));
+                at += size;
+                assert_eq!(collected.len(), at);
+            }
+            assert_eq!(collected.take(), body, "expected {expected}");
+        }
+        let mut one = Collected::new(0);
+        let frame = Bytes::from_static(b"{}");
+        one.push(frame.clone());
+        assert_eq!(one.take().as_ptr(), frame.as_ptr());
+    }
+
+    #[cfg(all(feature = "redact", feature = "limit"))]
     /// A count stands only for the very bytes counted, however they were cut into frames.
     #[test]
     fn a_count_is_for_the_bytes_counted_only() {

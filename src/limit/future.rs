@@ -10,7 +10,7 @@ use super::gcra::Verdict;
 use super::layer::OverBudget;
 use super::response::{self, BodyKind, Parsed};
 use super::store::{Admission, BudgetStore, StoreUnavailable};
-use crate::body::{poll_read_bounded, BoxError, ReadError};
+use crate::body::{poll_read_bounded, BoxError, Collected, ReadError};
 use crate::fhir::IssueType;
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
@@ -92,7 +92,7 @@ pin_project! {
         Buffering {
             #[pin]
             body: ResB,
-            buffer: Vec<u8>,
+            buffer: Collected,
             head: Option<http::response::Parts>,
             kind: BodyKind,
         },
@@ -196,7 +196,8 @@ where
                                     {
                                         return Poll::Ready(Ok(too_large(ctx)));
                                     }
-                                    buffer.extend_from_slice(&data);
+                                    // A body in one frame is kept as it is, not copied.
+                                    buffer.push(data);
                                 }
                             }
                             Some(Err(_)) => {
@@ -207,7 +208,7 @@ where
                     let Some(head) = head.take() else {
                         return Poll::Ready(Ok(uncountable(ctx)));
                     };
-                    let bytes = Bytes::from(std::mem::take(buffer));
+                    let bytes = buffer.take();
                     match counted(ctx, head, bytes, *kind) {
                         Ok(state) => state,
                         Err(response) => return Poll::Ready(Ok(response)),
@@ -393,9 +394,10 @@ where
                 return Err(too_large(ctx));
             }
             let (head, body) = response.into_parts();
+            let expected = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
             Ok(State::Buffering {
                 body,
-                buffer: Vec::new(),
+                buffer: Collected::new(expected),
                 head: Some(head),
                 kind,
             })
