@@ -1,15 +1,20 @@
 //! Upstream response bodies through the layers that read them: the SMART response check
 //! under a patient-scoped token (`smart::SmartLayer`: the compartment check on a sparse parse
 //! of each resource, searchsets entry by entry) and the budget layer's resource count
-//! (`limit::BudgetLayer`: the hand-written single pass, the full parse as its fallback).
+//! (`limit::BudgetLayer`: the hand-written single pass, the full parse as its fallback), and
+//! the budget layer with redaction inside (`redact::RedactLayer`), which counts the resources
+//! on its walk and hands the count on.
 //!
-//! Input: a selector byte (bit 0: budget layer, else SMART; bit 1: a search, else a read),
-//! then the body the FHIR server answers with.
+//! Input: a selector byte (bit 0: budget layer, else SMART; bit 1: a search, else a read;
+//! bit 2 with bit 0: redaction inside the budget layer), then the body the FHIR server answers
+//! with.
 //!
 //! Invariants: no panic; both layers answer without waiting; SMART answers 200 (checked),
 //! 404 (hidden) or 502 (uncheckable) and never passes on a body it could not parse; the budget
 //! layer answers 200 or 502 (uncountable) and, on a 200, counts a resource for a single
-//! resource and at most one per entry for a Bundle.
+//! resource and at most one per entry for a Bundle; with redaction inside, the count handed
+//! on is the budget layer's own count of the body sent (the same body through the budget
+//! layer alone).
 #![no_main]
 
 use bytes::Bytes;
@@ -17,6 +22,7 @@ use fhirwall::classify::ClassifyLayer;
 use fhirwall::fhir::Classifier;
 use fhirwall::limit::{BudgetDecision, BudgetLayer, MemoryStore, Rate};
 use fhirwall::net::RemoteAddr;
+use fhirwall::redact::{Policy, RedactLayer, Redactor};
 use fhirwall::smart::token::JwtVerifier;
 use fhirwall::smart::SmartLayer;
 use http::{Request, Response};
@@ -37,6 +43,7 @@ const SECRET: &[u8] = b"fhirwall-fuzz-shared-secret-0123456789-abcdefghijklmnopq
 struct Fixed {
     smart: SmartLayer,
     budget: BudgetLayer,
+    redact: RedactLayer,
     token: String,
 }
 
@@ -61,12 +68,25 @@ fn fixed() -> &'static Fixed {
         )
         .expect("the token signs");
         let big = Rate::per_minute(1_000_000_000);
+        // Labels hide entries (with the searchset's note), a hidden type too, and one element
+        // rule: the count is handed on only where the walk is sure of it.
+        let policy: Policy = serde_json::from_value(serde_json::json!({
+            "rules": [
+                {"resources": ["Condition"], "action": {"kind": "remove_resource"}},
+                {"paths": ["Patient.telecom"], "action": {"kind": "remove"}}
+            ],
+            "labels": [{"codes": ["R", "V"]}],
+            "suppressed_note": true
+        }))
+        .expect("the fuzz policy deserializes");
+        let redactor = Redactor::new(policy).expect("the fuzz policy compiles");
         Fixed {
             smart: SmartLayer::new(verifier),
             budget: BudgetLayer::new(MemoryStore::default())
                 .requests(Some(big))
                 .resources(Some(big))
                 .max_in_flight(None),
+            redact: RedactLayer::new(redactor),
             token,
         }
     })
@@ -100,6 +120,18 @@ fn server<B>(
             .body(Full::new(body.clone()))
             .expect("a response")))
     })
+}
+
+/// The same request again (method, URI, headers, peer address), for a second service.
+fn request_like(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut again = Request::get(request.uri().clone())
+        .body(Full::new(Bytes::new()))
+        .expect("a request");
+    *again.headers_mut() = request.headers().clone();
+    if let Some(peer) = request.extensions().get::<RemoteAddr>() {
+        again.extensions_mut().insert(peer.clone());
+    }
+    again
 }
 
 /// Every counted entry is an object of its own, so a count can't pass the number of `{`.
@@ -146,6 +178,28 @@ fuzz_target!(|data: &[u8]| {
                 outcome["resourceType"], "OperationOutcome",
                 "502 without an outcome"
             );
+        }
+    } else if selector & 4 != 0 {
+        let service = classify.layer(f.budget.layer(f.redact.layer(server(upstream))));
+        let again = request_like(&request);
+        let response = finish(service.oneshot(request)).expect("infallible");
+        let status = response.status().as_u16();
+        let counted = response
+            .extensions()
+            .get::<BudgetDecision>()
+            .and_then(|d| d.resources_counted);
+        let out = finish(response.into_body().collect())
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        if status == 200 {
+            // The body sent, counted by the budget layer alone.
+            let alone = classify.layer(f.budget.layer(server(out)));
+            let response = finish(alone.oneshot(again)).expect("infallible");
+            let own = response
+                .extensions()
+                .get::<BudgetDecision>()
+                .and_then(|d| d.resources_counted);
+            assert_eq!(counted, own, "the count handed on is not the budget's own");
         }
     } else {
         let service = classify.layer(f.budget.layer(server(upstream)));

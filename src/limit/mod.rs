@@ -10,7 +10,10 @@
 //!   `_include`d ones, NDJSON lines), so paging through everything is stopped even when each
 //!   page is small; a response larger than what is left is cut to it, with its `next` link
 //!   dropped and an `OperationOutcome` note ([`OverBudget::Cut`], default) or refused
-//!   ([`OverBudget::Refuse`]) — never sent over budget;
+//!   ([`OverBudget::Refuse`]) — never sent over budget. With a
+//!   `redact::RedactLayer` inside (as in the `stack`), the redaction
+//!   walk counts the resources of the body it writes and hands the count on, so the body is
+//!   not read a second time; the count is used only for exactly the bytes it was made for;
 //! - **hard caps per request** ([`Caps`]): `_count` (lowered or refused), page depth,
 //!   `$everything` size;
 //! - **requests in flight**, released when the response body ends or is dropped.
