@@ -175,9 +175,10 @@ impl CountedBody {
     }
 }
 
-/// A response body as read so far (by the layers that read one whole: redaction, budgets). A body that comes in one frame (most do) is kept as that
-/// frame, without a copy. One that comes in several and told its length is copied as it
-/// arrives into one buffer reserved once at that length. One that didn't tell is copied into
+/// A response body as read so far, by the layers that read one whole (redaction, budgets).
+/// A body that comes in one frame (most do) is kept as that frame, without a copy. One that
+/// comes in several and told its length is copied as it arrives into one buffer reserved once
+/// at that length. One that didn't tell is copied into
 /// blocks and joined once at the end into a buffer of its exact length: a buffer regrown by
 /// doubling as frames arrive would hold up to three times the body while it is copied, and
 /// keeping the frames themselves would hold a body sent in tiny frames many times over.

@@ -321,8 +321,9 @@ impl AuditSink for JsonLinesFile {
 /// rather than once per request. A record reaches the sink within about a millisecond plus
 /// the sink's own time. Dropping the last clone of the `NonBlocking` (when the server and its
 /// layers go away at shutdown) waits until the writer has handed every queued record to the
-/// sink, at most [`SHUTDOWN_WAIT`](Self::SHUTDOWN_WAIT), so a process that exits after its server stops loses
-/// nothing; records still queued when a process dies without dropping it are lost.
+/// sink, at most [`SHUTDOWN_WAIT`](Self::SHUTDOWN_WAIT), so a process that exits after its
+/// server stops loses nothing; records still queued when a process dies without dropping it
+/// are lost.
 ///
 /// When the queue is full the record is dropped and counted; the writer then writes a record
 /// of subtype `audit-dropped` whose

@@ -455,8 +455,8 @@ impl AccessContext {
     /// ```
     /// use fhirwall::smart::{AccessContext, MalformedScopes, ScopeSet};
     ///
-    /// let scopes = ScopeSet::parse("openid patient/Observation.read", MalformedScopes::RefuseToken)
-    ///     .unwrap();
+    /// let granted = "openid patient/Observation.read";
+    /// let scopes = ScopeSet::parse(granted, MalformedScopes::RefuseToken).unwrap();
     /// let ctx = AccessContext::new(scopes);
     /// assert_eq!(ctx.scope_strings(), ["patient/Observation.rs", "openid"]);
     /// ```
