@@ -107,15 +107,21 @@ fn body_service(
         ))
 }
 
-#[tokio::test]
-async fn counting_table() {
-    let text = include_str!("data/limit_counting.txt");
-    let mut cases = 0;
-    for line in text
+/// tests/data/limit_counting.txt: (line, expected count or `uncountable`, body).
+fn counting_cases() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    include_str!("data/limit_counting.txt")
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-    {
-        let (expected, body) = line.split_once(" | ").unwrap();
+        .map(|line| {
+            let (expected, body) = line.split_once(" | ").unwrap();
+            (line, expected, body)
+        })
+}
+
+#[tokio::test]
+async fn counting_table() {
+    let mut cases = 0;
+    for (line, expected, body) in counting_cases() {
         let response = body_service(body)
             .oneshot(get("/fhir/Observation", "t"))
             .await
@@ -291,11 +297,7 @@ async fn counting_table_behind_redaction() {
             ))
     };
     let mut compared = 0;
-    for line in include_str!("data/limit_counting.txt")
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-    {
-        let (expected, body) = line.split_once(" | ").unwrap();
+    for (line, expected, body) in counting_cases() {
         let response = service(body)
             .oneshot(get("/fhir/Observation", "t"))
             .await

@@ -122,6 +122,14 @@ fn server<B>(
     })
 }
 
+/// What the budget layer counted in a response it let through.
+fn resources_counted<B>(response: &Response<B>) -> Option<u64> {
+    response
+        .extensions()
+        .get::<BudgetDecision>()
+        .and_then(|d| d.resources_counted)
+}
+
 /// The same request again (method, URI, headers, peer address), for a second service.
 fn request_like(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
     let mut again = Request::get(request.uri().clone())
@@ -184,10 +192,7 @@ fuzz_target!(|data: &[u8]| {
         let again = request_like(&request);
         let response = finish(service.oneshot(request)).expect("infallible");
         let status = response.status().as_u16();
-        let counted = response
-            .extensions()
-            .get::<BudgetDecision>()
-            .and_then(|d| d.resources_counted);
+        let counted = resources_counted(&response);
         let out = finish(response.into_body().collect())
             .map(|c| c.to_bytes())
             .unwrap_or_default();
@@ -195,20 +200,14 @@ fuzz_target!(|data: &[u8]| {
             // The body sent, counted by the budget layer alone.
             let alone = classify.layer(f.budget.layer(server(out)));
             let response = finish(alone.oneshot(again)).expect("infallible");
-            let own = response
-                .extensions()
-                .get::<BudgetDecision>()
-                .and_then(|d| d.resources_counted);
+            let own = resources_counted(&response);
             assert_eq!(counted, own, "the count handed on is not the budget's own");
         }
     } else {
         let service = classify.layer(f.budget.layer(server(upstream)));
         let response = finish(service.oneshot(request)).expect("infallible");
         let status = response.status().as_u16();
-        let counted = response
-            .extensions()
-            .get::<BudgetDecision>()
-            .and_then(|d| d.resources_counted);
+        let counted = resources_counted(&response);
         assert!(
             matches!(status, 200 | 502),
             "the budget layer answered {status}"
