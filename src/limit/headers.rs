@@ -35,20 +35,73 @@ pub(crate) struct Snapshot {
     pub(crate) concurrency: Option<(u32, u32)>,
 }
 
+/// What `RateLimit-Policy` depends on: the rates and the in-flight maximum.
+type PolicyKey = (Option<Rate>, Option<Rate>, Option<u32>);
+
+thread_local! {
+    /// The last `RateLimit-Policy` value written on this thread. It changes only with the
+    /// client's group, so most responses reuse it instead of writing it again.
+    static LAST_POLICY: std::cell::RefCell<Option<(PolicyKey, HeaderValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 impl Snapshot {
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
-        // Written piece by piece: this runs on every response, and `write!` goes through the
-        // formatting machinery for each number.
+        let key: PolicyKey = (
+            self.requests.map(|(rate, _)| rate),
+            self.resources.map(|(rate, _)| rate),
+            self.concurrency.map(|(max, _)| max),
+        );
+        if key == (None, None, None) {
+            return;
+        }
+        let Some(policy) = LAST_POLICY.with(|last| {
+            let mut last = last.borrow_mut();
+            if let Some((k, value)) = last.as_ref() {
+                if *k == key {
+                    return Some(value.clone());
+                }
+            }
+            let value = HeaderValue::from_str(&self.policy()).ok()?;
+            *last = Some((key, value.clone()));
+            Some(value)
+        }) else {
+            return;
+        };
+        if let Ok(state) = HeaderValue::from_str(&self.state()) {
+            headers.insert(RATELIMIT_POLICY, policy);
+            headers.insert(RATELIMIT, state);
+        }
+    }
+
+    /// The `RateLimit-Policy` value. Written piece by piece: `write!` goes through the
+    /// formatting machinery for each number.
+    fn policy(&self) -> String {
         let mut policy = String::with_capacity(96);
-        let mut state = String::with_capacity(96);
         for (name, entry) in [("requests", self.requests), ("resources", self.resources)] {
-            if let Some((rate, v)) = entry {
+            if let Some((rate, _)) = entry {
                 item(
                     &mut policy,
                     name,
                     ("q", rate.limit()),
                     ("w", rate.window_secs()),
                 );
+            }
+        }
+        if let Some((max, _)) = self.concurrency {
+            sep(&mut policy);
+            policy.push_str("\"concurrency\";q=");
+            policy.push_str(Decimal::new(u64::from(max)).as_str());
+            policy.push_str(";qu=\"concurrent-requests\"");
+        }
+        policy
+    }
+
+    /// The `RateLimit` value: what is left of each policy, and when it is whole again.
+    fn state(&self) -> String {
+        let mut state = String::with_capacity(96);
+        for (name, entry) in [("requests", self.requests), ("resources", self.resources)] {
+            if let Some((_, v)) = entry {
                 item(
                     &mut state,
                     name,
@@ -58,10 +111,6 @@ impl Snapshot {
             }
         }
         if let Some((max, used)) = self.concurrency {
-            sep(&mut policy);
-            policy.push_str("\"concurrency\";q=");
-            policy.push_str(Decimal::new(u64::from(max)).as_str());
-            policy.push_str(";qu=\"concurrent-requests\"");
             item(
                 &mut state,
                 "concurrency",
@@ -69,15 +118,7 @@ impl Snapshot {
                 ("t", 0),
             );
         }
-        if let (Ok(p), Ok(s)) = (
-            HeaderValue::from_str(&policy),
-            HeaderValue::from_str(&state),
-        ) {
-            if !policy.is_empty() {
-                headers.insert(RATELIMIT_POLICY, p);
-                headers.insert(RATELIMIT, s);
-            }
-        }
+        state
     }
 }
 
@@ -125,4 +166,60 @@ pub(crate) fn refusal(
     text: &'static str,
 ) -> Response<Full<Bytes>> {
     OperationOutcome::error(code, text).into_response(status)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn snapshot(per_minute: u64, remaining: u64, concurrency: Option<(u32, u32)>) -> Snapshot {
+        let verdict = Verdict {
+            granted: 1,
+            allowed: true,
+            remaining,
+            reset: Duration::from_millis(1500),
+            retry_after: Duration::ZERO,
+        };
+        Snapshot {
+            requests: Some((Rate::per_minute(per_minute), verdict)),
+            resources: None,
+            concurrency,
+        }
+    }
+
+    fn fields(s: &Snapshot) -> (String, String) {
+        let mut headers = HeaderMap::new();
+        s.apply(&mut headers);
+        let get = |name| headers.get(name).unwrap().to_str().unwrap().to_owned();
+        (get(RATELIMIT_POLICY), get(RATELIMIT))
+    }
+
+    /// draft-ietf-httpapi-ratelimit-headers-10 §2 and §3: each response tells its own client's
+    /// policy and what is left of it, even when clients of different groups alternate on one
+    /// thread (the policy text is reused only for the same rates).
+    #[test]
+    fn each_response_tells_its_own_policy() {
+        let a = snapshot(100, 7, None);
+        let b = snapshot(5, 2, Some((4, 1)));
+        for _ in 0..2 {
+            assert_eq!(
+                fields(&a),
+                (
+                    "\"requests\";q=100;w=60".into(),
+                    "\"requests\";r=7;t=2".into()
+                )
+            );
+            assert_eq!(
+                fields(&b),
+                (
+                    "\"requests\";q=5;w=60, \"concurrency\";q=4;qu=\"concurrent-requests\"".into(),
+                    "\"requests\";r=2;t=2, \"concurrency\";r=3;t=0".into()
+                )
+            );
+        }
+        let mut headers = HeaderMap::new();
+        Snapshot::default().apply(&mut headers);
+        assert!(headers.is_empty(), "no budget, no fields");
+    }
 }
