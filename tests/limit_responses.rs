@@ -95,16 +95,21 @@ fn body_service(
     ServiceBuilder::new()
         .layer(ClassifyLayer::new(Classifier::new("/fhir")))
         .layer(budget(Caps::default()))
-        .service(service_fn(
-            move |_: Request<FhirBody<Full<Bytes>>>| async move {
-                Ok::<_, Infallible>(
-                    Response::builder()
-                        .header("content-type", "application/fhir+json")
-                        .body(Full::new(Bytes::from_static(body.as_bytes())))
-                        .unwrap(),
-                )
-            },
-        ))
+        .service(fhir_server(body))
+}
+
+/// The FHIR server: answers every request with `body` as FHIR JSON.
+fn fhir_server<B>(
+    body: &'static str,
+) -> impl tower::Service<Request<B>, Response = Response<Full<Bytes>>, Error = Infallible> + Clone {
+    service_fn(move |_: Request<B>| async move {
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "application/fhir+json")
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .unwrap(),
+        )
+    })
 }
 
 /// tests/data/limit_counting.txt: (line, expected count or `uncountable`, body).
@@ -285,16 +290,7 @@ async fn counting_table_behind_redaction() {
             .layer(ClassifyLayer::new(Classifier::new("/fhir")))
             .layer(budget(Caps::default()))
             .layer(RedactLayer::new(redactor.clone()))
-            .service(service_fn(
-                move |_: Request<FhirBody<Full<Bytes>>>| async move {
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .header("content-type", "application/fhir+json")
-                            .body(Full::new(Bytes::from_static(body.as_bytes())))
-                            .unwrap(),
-                    )
-                },
-            ))
+            .service(fhir_server(body))
     };
     let mut compared = 0;
     for (line, expected, body) in counting_cases() {
